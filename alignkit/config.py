@@ -1,0 +1,262 @@
+"""Typed, validated run configurations.
+
+A config is a tree of dataclasses. YAML and ``--set key=value`` overrides go in; every value is
+checked against its field's type and bounds, and the first problem raises :class:`ConfigError`
+naming the dotted key, the bad value and what is allowed. An unknown key is answered with the
+nearest valid one. Nothing is rewritten silently: what the user wrote is what runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from alignkit.errors import ConfigError
+
+
+def option(default: Any, doc: str, *, min: float | None = None, max: float | None = None) -> Any:
+    """A config field with its documentation and optional inclusive bounds."""
+    meta = {"doc": doc, "min": min, "max": max}
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    name: str = option(
+        "smollm2-135m",
+        "Policy model: 'smollm2-135m' (the default small model, converted once from its GGUF and cached), "
+        "a Hugging Face model id, or a local folder.",
+    )
+    cache_dir: str = option("~/.cache/alignkit", "Where converted models are cached.")
+    dtype: Literal["float32", "bfloat16", "float16"] = option(
+        "float32", "Weights and compute dtype. Use float32 on CPU; bfloat16 on a recent GPU."
+    )
+    gradient_checkpointing: bool = option(False, "Recompute activations in backward to save memory.")
+
+
+@dataclasses.dataclass
+class LoraConfig:
+    enabled: bool = option(False, "Train LoRA adapters (peft) instead of all weights.")
+    r: int = option(16, "LoRA rank.", min=1)
+    alpha: float = option(32.0, "LoRA scaling numerator (scale = alpha / r).", min=0)
+    dropout: float = option(0.0, "Dropout on the LoRA input.", min=0, max=0.99)
+    target_modules: list[str] = option(
+        ["q_proj", "k_proj", "v_proj", "o_proj"], "Names of the linear layers that get adapters."
+    )
+    merge_on_save: bool = option(True, "Merge adapters into the weights when saving the final model.")
+
+
+@dataclasses.dataclass
+class DataConfig:
+    train: str = option(
+        "alpaca-seed",
+        "Training data: a known short name (alpaca-seed, hh-rlhf-harmless, gsm8k), a .jsonl/.jsonl.gz/"
+        ".parquet file, a local dataset folder, or a Hugging Face dataset id.",
+    )
+    eval: str | None = option(None, "Separate evaluation data (same forms as 'train'); else a held-out split.")
+    eval_fraction: float = option(
+        0.1, "Fraction of 'train' held out for evaluation when 'eval' is not given.", min=0, max=0.9
+    )
+    max_examples: int | None = option(None, "Use at most this many training records (after the split).", min=1)
+    max_length: int = option(512, "Longest sequence in tokens; prompts are cut from the oldest token first.", min=8)
+    packing: bool = option(False, "Pack several examples per sequence (no attention across their boundaries).")
+    loss_on: Literal["all_assistant", "last_assistant"] = option(
+        "all_assistant", "Which assistant turns of a multi-turn dialogue count in the loss."
+    )
+    on_error: Literal["raise", "skip"] = option(
+        "raise", "A malformed record stops the run ('raise') or is skipped, counted and reported ('skip')."
+    )
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    seed: int = option(0, "Seed for data order, initialisation and dropout.")
+    epochs: int = option(1, "Passes over the training data (ignored when max_steps is set).", min=1)
+    max_steps: int | None = option(None, "Optimizer steps to run; overrides epochs.", min=1)
+    batch_size: int = option(
+        8,
+        "Sequences per optimizer step, across all processes and accumulation (for SFT a sequence is one "
+        "example, or one packed row with packing on). Must equal micro_batch_size x processes x accumulation.",
+        min=1,
+    )
+    micro_batch_size: int = option(
+        2, "Sequences per forward pass on one process; accumulation = batch_size / (this x processes).", min=1
+    )
+    learning_rate: float = option(2e-5, "Peak learning rate of AdamW.", min=0)
+    weight_decay: float = option(0.0, "AdamW decoupled weight decay.", min=0)
+    adam_beta1: float = option(0.9, "AdamW beta1.", min=0, max=0.999999)
+    adam_beta2: float = option(0.999, "AdamW beta2.", min=0, max=0.999999)
+    warmup_steps: int = option(0, "Steps of linear warm-up from 0 to the peak learning rate.", min=0)
+    schedule: Literal["constant", "linear", "cosine"] = option(
+        "cosine", "Learning-rate decay after warm-up (to 0 at the last step)."
+    )
+    max_grad_norm: float | None = option(1.0, "Clip the global gradient norm to this (null: no clipping).", min=0)
+    log_every: int = option(1, "Log metrics every N optimizer steps.", min=1)
+    eval_every: int | None = option(None, "Evaluate every N steps (null: only at the end).", min=1)
+    save_every: int | None = option(None, "Checkpoint every N steps for --resume (null: never).", min=1)
+    keep_checkpoints: int = option(2, "How many recent checkpoints to keep.", min=1)
+    tensorboard: bool = option(False, "Also write TensorBoard event files to output_dir/tensorboard.")
+
+
+@dataclasses.dataclass
+class SFTConfig:
+    """Supervised fine-tuning on demonstrations (stage 1 of RLHF)."""
+
+    output_dir: str = option("runs/sft", "Folder for the model, metrics.jsonl, eval.json, config.yaml, checkpoints/.")
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    lora: LoraConfig = dataclasses.field(default_factory=LoraConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+
+# ---------------------------------------------------------------- loading and validation
+
+
+def load_config(cls: type, path: str | Path | None = None, overrides: list[str] = ()) -> Any:
+    """Build a validated ``cls`` from an optional YAML file and ``key.sub=value`` overrides."""
+    raw: dict = {}
+    where = "config"
+    if path is not None:
+        where = str(path)
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: expected a mapping of keys to values at the top level")
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set train.learning_rate=1e-5")
+        _assign(raw, key.strip().split("."), yaml.safe_load(value) if value else "")
+    return _build(cls, raw, prefix="", where=where)
+
+
+def _assign(tree: dict, keys: list[str], value: Any) -> None:
+    for key in keys[:-1]:
+        tree = tree.setdefault(key, {})
+        if not isinstance(tree, dict):
+            raise ConfigError(f"--set {'.'.join(keys)}: '{key}' is not a section")
+    tree[keys[-1]] = value
+
+
+def _build(cls: type, raw: dict, prefix: str, where: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for key in raw:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1, cutoff=0.5)
+            hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; valid keys: {', '.join(fields)}"
+            raise ConfigError(f"{where}: unknown key '{prefix}{key}'{hint}")
+    values = {}
+    for name, f in fields.items():
+        if name not in raw:
+            continue
+        key = prefix + name
+        if dataclasses.is_dataclass(hints[name]):
+            if not isinstance(raw[name], dict):
+                raise ConfigError(f"{where}: '{key}' is a section; expected a mapping, got {raw[name]!r}")
+            values[name] = _build(hints[name], raw[name], key + ".", where)
+        else:
+            values[name] = _check(raw[name], hints[name], f.metadata, key, where)
+    return cls(**values)
+
+
+def _check(value: Any, hint: Any, meta: Any, key: str, where: str) -> Any:
+    def fail(expected: str) -> typing.NoReturn:
+        raise ConfigError(f"{where}: '{key}' must be {expected}, got {value!r}")
+
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        args = typing.get_args(hint)
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        if value not in args:
+            fail("one of " + ", ".join(repr(a) for a in args))
+        return value
+    if origin is list:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            fail("a list of strings")
+        return list(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            fail("true or false")
+        return value
+    if hint is str:
+        if not isinstance(value, str) or not value:
+            fail("a non-empty string")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            fail("an integer" + _bounds(meta))
+    elif hint is float:
+        if isinstance(value, str):  # YAML reads 1e-5 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                fail("a number" + _bounds(meta))
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            fail("a number" + _bounds(meta))
+        value = float(value)
+    if (meta["min"] is not None and value < meta["min"]) or (meta["max"] is not None and value > meta["max"]):
+        fail(("an integer" if hint is int else "a number") + _bounds(meta))
+    return value
+
+
+def _bounds(meta: Any) -> str:
+    lo, hi = meta["min"], meta["max"]
+    if lo is not None and hi is not None:
+        return f" in [{lo}, {hi}]"
+    if lo is not None:
+        return f" >= {lo}"
+    if hi is not None:
+        return f" <= {hi}"
+    return ""
+
+
+# ---------------------------------------------------------------- output and documentation
+
+
+def to_dict(config: Any) -> dict:
+    """The config as plain data (what ``config.yaml`` in a run folder holds)."""
+    return dataclasses.asdict(config)
+
+
+def describe(cls: type, prefix: str = "") -> list[tuple[str, str, Any, str]]:
+    """Every option of ``cls`` as (dotted key, type, default, doc), for ``--help``."""
+    rows = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            rows += describe(hint, prefix + f.name + ".")
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        rows.append((prefix + f.name, _type_name(hint), default, f.metadata["doc"] + _bounds(f.metadata)))
+    return rows
+
+
+def _type_name(hint: Any) -> str:
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is Literal:
+        return "|".join(str(a) for a in args)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in args).replace("NoneType", "null")
+    if typing.get_origin(hint) is list:
+        return "list"
+    return getattr(hint, "__name__", str(hint))

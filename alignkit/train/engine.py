@@ -1,0 +1,265 @@
+"""The one training loop every algorithm runs in.
+
+An algorithm contributes a :class:`Step`: how rows become a batch, what the loss of a batch is, and
+what unit the loss is averaged over (response tokens for SFT, pairs for a reward model or DPO).
+The engine owns everything else: processes (accelerate: one CPU process, DDP over gloo or NCCL,
+FSDP/DeepSpeed through ``accelerate launch``), accumulation, clipping, AdamW, the schedule,
+evaluation, checkpoints and exact resume, NaN checks, logging and the final model folder.
+
+Loss normalisation. Each micro-batch returns the *sum* of its per-unit losses. Before the first
+forward of an optimizer step the engine counts the units of the whole global batch (all
+micro-batches on all processes) and back-propagates ``loss_sum · processes / units``; DDP averages
+gradients over processes, so the update is the gradient of (Σ losses) / (units in the global
+batch) whatever the split into processes and micro-batches. One process with accumulation and
+two processes give the same curve up to float summation order.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import time
+from collections import defaultdict
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from transformers import get_scheduler
+
+from alignkit.config import TrainConfig
+from alignkit.errors import TrainingDiverged
+from alignkit.io import atomic_write_json
+from alignkit.models import save_model
+from alignkit.train.batching import BatchPlan
+from alignkit.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from alignkit.train.reporting import MetricsLog, console, progress_bar, summary_table
+
+SCHEDULES = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
+
+
+@dataclass
+class StepOutput:
+    """A micro-batch's summed loss and other summed per-unit quantities (reported as sum / units)."""
+
+    loss_sum: torch.Tensor
+    sums: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class Step(Protocol):
+    """What one algorithm adds to the engine."""
+
+    name: str
+
+    def collate(self, rows: list[Any]) -> dict[str, torch.Tensor]: ...
+
+    def count(self, batch: dict[str, torch.Tensor]) -> int:
+        """Units the loss is averaged over in this batch (known before the forward pass)."""
+
+    def tokens(self, batch: dict[str, torch.Tensor]) -> int:
+        """Input tokens in this batch, for throughput."""
+
+    def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput: ...
+
+
+@dataclass
+class RunResult:
+    steps: int
+    train_seconds: float
+    tokens_per_second: float
+    peak_memory_mb: float
+    first_loss: float | None
+    last_loss: float | None
+    eval_before: dict[str, float]
+    eval_after: dict[str, float]
+
+
+class Engine:
+    """Trains ``model`` on ``train_rows`` with ``step``; writes the run folder contract into ``run_dir``."""
+
+    def __init__(self, model, tokenizer, step: Step, config: TrainConfig, run_dir: str | Path):
+        self.accelerator = Accelerator()
+        set_seed(config.seed)
+        self.config, self.step, self.tokenizer = config, step, tokenizer
+        self.run_dir = Path(run_dir)
+        self.optimizer = torch.optim.AdamW(
+            _param_groups(model, config.weight_decay),
+            lr=config.learning_rate,
+            betas=(config.adam_beta1, config.adam_beta2),
+        )
+        self.model, self.optimizer = self.accelerator.prepare(model, self.optimizer)
+
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    def fit(self, train_rows: list, eval_rows: list, *, resume: bool = False, merge_lora: bool = True) -> RunResult:
+        cfg, acc = self.config, self.accelerator
+        plan = BatchPlan(len(train_rows), cfg.batch_size, cfg.micro_batch_size, acc.num_processes, cfg.seed)
+        total = cfg.max_steps or cfg.epochs * plan.steps_per_epoch
+        scheduler = get_scheduler(SCHEDULES[cfg.schedule], self.optimizer, cfg.warmup_steps, total)
+        acc.register_for_checkpointing(scheduler)
+
+        start = self._resume_step() if resume else 0
+        log = MetricsLog(self.run_dir, resume_step=start if resume else None, tensorboard=cfg.tensorboard) if self.is_main else None
+        eval_before = self._initial_eval(eval_rows, log, resume)
+        first_loss = last_loss = None
+        tokens, began = 0, time.perf_counter()
+        with progress_bar(self.is_main) as bar:
+            task = bar.add_task(self.step.name, total=total, completed=start, loss="-", tps="-")
+            for step in range(start, total):
+                metrics, step_tokens = self._optimizer_step(plan, step, train_rows)
+                scheduler.step()
+                tokens += step_tokens
+                done = step + 1
+                last_loss = metrics["loss"]
+                first_loss = last_loss if first_loss is None else first_loss
+                tps = tokens / (time.perf_counter() - began)
+                bar.update(task, completed=done, loss=f"{last_loss:.4f}", tps=f"{tps:.0f}")
+                if cfg.eval_every and done % cfg.eval_every == 0 and done < total and eval_rows:
+                    metrics.update(self.evaluate(eval_rows))
+                if log and (done % cfg.log_every == 0 or done == total):
+                    log.log(done, {**metrics, "lr": scheduler.get_last_lr()[0], "tokens_per_second": tps})
+                if cfg.save_every and done % cfg.save_every == 0:
+                    save_checkpoint(acc, self.run_dir, done, cfg.keep_checkpoints)
+        seconds = time.perf_counter() - began
+        eval_after = self.evaluate(eval_rows) if eval_rows else {}
+        result = RunResult(
+            steps=total,
+            train_seconds=seconds,
+            tokens_per_second=tokens / seconds if seconds else 0.0,
+            peak_memory_mb=_peak_memory_mb(acc.device),
+            first_loss=first_loss,
+            last_loss=last_loss,
+            eval_before=eval_before,
+            eval_after=eval_after,
+        )
+        self._finish(result, log, merge_lora)
+        return result
+
+    def _optimizer_step(self, plan: BatchPlan, step: int, rows: list) -> tuple[dict[str, float], int]:
+        """Forward and backward every micro-batch of this process, then one clipped AdamW update."""
+        acc = self.accelerator
+        batches = [self.step.collate([rows[i] for i in mb]) for mb in plan.micro_batches(step, acc.process_index)]
+        units = self._global_sum(float(sum(self.step.count(b) for b in batches)))
+        scale = acc.num_processes / max(units, 1.0)
+        totals: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=acc.device))
+        tokens = 0
+        self.model.train()
+        for k, batch in enumerate(batches):
+            batch = {key: value.to(acc.device) for key, value in batch.items()}
+            tokens += self.step.tokens(batch)
+            last = k == len(batches) - 1
+            with nullcontext() if last else acc.no_sync(self.model):
+                out = self.step.loss(self.model, batch)
+                acc.backward(out.loss_sum * scale)
+            totals["loss"] += out.loss_sum.detach().float()
+            for key, value in out.sums.items():
+                totals[key] += value.detach().float()
+        metrics = self._reduce(totals, units)
+        grad_norm = self._clip()
+        metrics["grad_norm"] = grad_norm
+        bad = [k for k in ("loss", "grad_norm") if not math.isfinite(metrics[k])]
+        if bad:
+            self.optimizer.zero_grad(set_to_none=True)
+            raise TrainingDiverged(self._diverged_message(step + 1, bad[0], metrics[bad[0]]))
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return metrics, int(self._global_sum(float(tokens)))
+
+    @torch.no_grad()
+    def evaluate(self, rows: list) -> dict[str, float]:
+        """Loss and the step's other metrics over ``rows``, each averaged over the step's units."""
+        acc, size = self.accelerator, self.config.micro_batch_size
+        mine = rows[acc.process_index :: acc.num_processes]
+        totals: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=acc.device))
+        units = 0.0
+        self.model.eval()
+        for i in range(0, len(mine), size):
+            batch = {k: v.to(acc.device) for k, v in self.step.collate(mine[i : i + size]).items()}
+            units += self.step.count(batch)
+            out = self.step.loss(self.model, batch)
+            totals["loss"] += out.loss_sum.float()
+            for key, value in out.sums.items():
+                totals[key] += value.float()
+        return {f"eval_{k}": v for k, v in self._reduce(totals, self._global_sum(units)).items()}
+
+    def _reduce(self, totals: dict[str, torch.Tensor], units: float) -> dict[str, float]:
+        keys = sorted(totals)
+        stacked = torch.stack([totals[k] for k in keys]) if keys else torch.zeros(0, device=self.accelerator.device)
+        summed = self.accelerator.reduce(stacked, reduction="sum")
+        return {k: float(v) / max(units, 1.0) for k, v in zip(keys, summed.tolist())}
+
+    def _global_sum(self, value: float) -> float:
+        return float(self.accelerator.reduce(torch.tensor(value, device=self.accelerator.device), reduction="sum"))
+
+    def _clip(self) -> float:
+        limit = self.config.max_grad_norm if self.config.max_grad_norm is not None else math.inf
+        return float(self.accelerator.clip_grad_norm_(self.model.parameters(), limit))
+
+    def _diverged_message(self, step: int, key: str, value: float) -> str:
+        saved = list_checkpoints(self.run_dir)
+        where = f"the last good checkpoint is {saved[-1]} (continue with --resume)" if saved else "no checkpoint was saved"
+        return f"step {step}: {key} is {value}; stopped before updating the weights; {where}"
+
+    def _resume_step(self) -> int:
+        saved = list_checkpoints(self.run_dir)
+        if not saved:
+            if self.is_main:
+                console.print(f"[yellow]--resume: no checkpoint in {self.run_dir}/checkpoints; starting from step 0")
+            return 0
+        step = load_checkpoint(self.accelerator, saved[-1])
+        if self.is_main:
+            console.print(f"resumed from {saved[-1]} (step {step})")
+        return step
+
+    def _initial_eval(self, eval_rows: list, log: MetricsLog | None, resume: bool) -> dict[str, float]:
+        """Evaluate before training (logged as step 0); a resumed run reads it back from metrics.jsonl."""
+        if not eval_rows:
+            return {}
+        if resume and log is not None and log.kept:
+            first = log.kept[0]
+            return {k: v for k, v in first.items() if k.startswith("eval_")}
+        metrics = self.evaluate(eval_rows)
+        if log is not None and not log.kept:
+            log.log(0, metrics)
+        return metrics
+
+    def _finish(self, result: RunResult, log: MetricsLog | None, merge_lora: bool) -> None:
+        self.accelerator.wait_for_everyone()
+        if not self.is_main:
+            return
+        model = self.accelerator.unwrap_model(self.model)
+        save_model(model, self.tokenizer, self.run_dir / "model", merge_lora=merge_lora)
+        report = {
+            "step": result.steps,
+            **result.eval_after,
+            **{f"initial_{k}": v for k, v in result.eval_before.items()},
+            "train_loss_first": result.first_loss,
+            "train_loss_last": result.last_loss,
+            "train_seconds": result.train_seconds,
+            "tokens_per_second": result.tokens_per_second,
+            "peak_memory_mb": result.peak_memory_mb,
+        }
+        atomic_write_json(self.run_dir / "eval.json", report)
+        log.close()
+        console.print(summary_table(f"{self.step.name}: {self.run_dir}", report))
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Trainable parameters; weight decay on matrices only (not on norms or biases)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    """Peak GPU memory allocated on CUDA, else the process's peak resident memory."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,0 +1,59 @@
+"""Supervised fine-tuning (stage 1 of RLHF): prompt-masked cross-entropy on demonstrations."""
+
+import torch
+
+from alignkit.config import SFTConfig
+from alignkit.data.collate import collate
+from alignkit.data.packing import pack_examples
+from alignkit.data.prepare import load_split, tokenize_records
+from alignkit.data.tokenize import tokenize_demonstration
+from alignkit.losses.sft import IGNORE_INDEX, masked_token_correct, masked_token_nll
+from alignkit.train.engine import Engine, RunResult, StepOutput
+from alignkit.train.run import load_stage_tokenizer, load_trainable_model, prepare_run_dir
+
+
+class SFTStep:
+    """A batch of tokenised demonstrations → summed NLL over response tokens (the loss unit)."""
+
+    name = "sft"
+
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = pad_token_id
+
+    def collate(self, rows):
+        batch = collate(rows, self.pad_token_id)
+        batch["num_tokens"] = torch.tensor(sum(len(row.input_ids) for row in rows))
+        return batch
+
+    def count(self, batch) -> int:
+        return int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+
+    def tokens(self, batch) -> int:
+        return int(batch["num_tokens"])
+
+    def loss(self, model, batch) -> StepOutput:
+        inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "position_ids") if k in batch}
+        logits = model(**inputs, use_cache=False).logits
+        nll, _ = masked_token_nll(logits, batch["labels"])
+        return StepOutput(nll, {"token_accuracy": masked_token_correct(logits, batch["labels"])})
+
+
+def run_sft(config: SFTConfig, *, resume: bool = False) -> RunResult:
+    """Fine-tune ``config.model`` on ``config.data`` and write the run folder."""
+    run_dir = prepare_run_dir(config, resume=resume)
+    tokenizer = load_stage_tokenizer(config.model)
+    train_records, eval_records = load_split(config.data, "demonstration", seed=config.train.seed)
+
+    def prepare(records, label):
+        examples = tokenize_records(
+            records, label, lambda r, where: tokenize_demonstration(
+                r, tokenizer, max_length=config.data.max_length, loss_on=config.data.loss_on, location=where
+            ),
+            on_error=config.data.on_error,
+        )
+        return pack_examples(examples, config.data.max_length) if config.data.packing else examples
+
+    train_rows, eval_rows = prepare(train_records, "train"), prepare(eval_records, "eval")
+    model = load_trainable_model(config.model, config.lora)
+    engine = Engine(model, tokenizer, SFTStep(tokenizer.pad_token_id), config.train, run_dir)
+    return engine.fit(train_rows, eval_rows, resume=resume, merge_lora=config.lora.merge_on_save)

@@ -17,31 +17,33 @@ console = Console(stderr=True)
 
 
 def load_split(data: DataConfig, kind: str, *, seed: int) -> tuple[list, list]:
-    """Training and evaluation records of ``kind``: ``data.eval`` if given, else a held-out split."""
-    loaded = load_records(data.train, kind, on_error=data.on_error)
-    _report_skipped(data.train, loaded.skipped)
+    """Training and evaluation ``(record, location)`` pairs of ``kind``: ``data.eval`` if given, else
+    a held-out split of ``data.train``."""
+    loaded = _load(data.train, kind, data.on_error)
     if data.eval is not None:
-        held = load_records(data.eval, kind, on_error=data.on_error)
-        _report_skipped(data.eval, held.skipped)
-        train, evaluation = loaded.records, held.records
+        train, evaluation = loaded, _load(data.eval, kind, data.on_error)
     else:
-        train, evaluation = holdout_split(loaded.records, data.eval_fraction, seed)
+        train, evaluation = holdout_split(loaded, data.eval_fraction, seed)
     if data.max_examples is not None:
         train = train[: data.max_examples]
     console.print(f"data: {data.train}: {len(train)} training and {len(evaluation)} evaluation records")
     return train, evaluation
 
 
-def tokenize_records(
-    records: list, label: str, tokenize: Callable[[Any, str], Any], *, on_error: str
-) -> list:
-    """Apply ``tokenize(record, location)`` to each record; skip (and count) failures when asked.
+def _load(source: str, kind: str, on_error: str) -> list[tuple[Any, str]]:
+    loaded = load_records(source, kind, on_error=on_error)
+    _report_skipped(source, loaded.skipped)
+    return list(zip(loaded.records, loaded.locations))
 
-    Each example may carry ``truncated_tokens``; how many were truncated is reported.
+
+def tokenize_records(
+    records: list[tuple[Any, str]], label: str, tokenize: Callable[[Any, str], Any], *, on_error: str
+) -> list:
+    """Apply ``tokenize(record, location)`` to each ``(record, location)``; skip (and count) failures
+    when asked. Each example may carry ``truncated_tokens``; how many were truncated is reported.
     """
     examples, skipped = [], []
-    for index, record in enumerate(records):
-        where = f"{label} record {index}"
+    for record, where in records:
         try:
             examples.append(tokenize(record, where))
         except DataError as exc:

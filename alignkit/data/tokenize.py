@@ -1,0 +1,130 @@
+"""Chat-template tokenisation with loss masks.
+
+A demonstration is rendered with the tokenizer's own chat template and tokenised once. Its labels copy
+the token ids of each assistant reply -- the reply text and the end-of-turn token the template writes
+after it (``<|im_end|>`` for ChatML), so the model learns to stop -- and are ``IGNORE_INDEX`` everywhere
+else: system and user turns, and each reply's header (``<|im_start|>assistant\\n``).
+
+Replies are located by rendering prefixes of the conversation: ``messages[:i]`` with the generation
+prompt ends where reply ``i`` starts, and ``messages[:i + 1]`` ends after its end-of-turn token(s)
+(trailing whitespace such as the newline after ``<|im_end|>`` is left unlabelled). This needs a
+*prefix-stable* template (rendering earlier turns the same whatever follows), which is checked.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+
+from alignkit.data.records import Demonstration
+from alignkit.errors import AlignkitError, DataError
+
+IGNORE_INDEX = -100
+"""Label of positions left out of the loss (the ``ignore_index`` of ``torch.nn.functional.cross_entropy``)."""
+
+LOSS_ON = ("all_assistant", "last_assistant")
+
+
+@dataclasses.dataclass
+class TokenizedExample:
+    """One tokenised sequence.
+
+    ``labels[t]`` is ``input_ids[t]`` where the token is trained on and ``IGNORE_INDEX`` elsewhere
+    (not shifted: the model or loss shifts). ``truncated_tokens``: how many tokens were cut from the left.
+    """
+
+    input_ids: list[int]
+    labels: list[int]
+    truncated_tokens: int = 0
+
+
+def tokenize_demonstration(
+    record: Demonstration,
+    tokenizer,
+    *,
+    max_length: int,
+    loss_on: str = "all_assistant",
+    location: str = "",
+) -> TokenizedExample:
+    """Tokenise ``record`` with ``tokenizer``'s chat template and label its assistant replies.
+
+    ``loss_on``: ``"all_assistant"`` labels every assistant reply, ``"last_assistant"`` only the final one.
+    A sequence longer than ``max_length`` loses its oldest tokens (from the left); the final reply and
+    its header are always kept whole, and when they alone exceed ``max_length`` a DataError names
+    ``location``. The tokenizer must be a fast one (it must return character offsets).
+    """
+    if loss_on not in LOSS_ON:
+        raise ValueError(f"loss_on must be one of {', '.join(LOSS_ON)}, got {loss_on!r}")
+    if max_length < 1:
+        raise ValueError(f"max_length must be >= 1, got {max_length}")
+    location = location or "demonstration"
+    messages = [dict(m) for m in record.messages]
+    text = _render(tokenizer, messages)
+    spans = _assistant_spans(tokenizer, messages, text, location)
+    encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids = list(encoding["input_ids"])
+    starts = [start for start, _ in encoding["offset_mapping"]]  # a token belongs where it begins
+    labels = [IGNORE_INDEX] * len(ids)
+    for _, reply_start, reply_end in spans if loss_on == "all_assistant" else spans[-1:]:
+        for t in range(bisect.bisect_left(starts, reply_start), bisect.bisect_left(starts, reply_end)):
+            labels[t] = ids[t]
+    if len(ids) <= max_length:
+        return TokenizedExample(ids, labels, 0)
+    final_header = bisect.bisect_left(starts, spans[-1][0])
+    needed = len(ids) - final_header
+    if needed > max_length:
+        raise DataError(
+            location,
+            f"example is {needed} tokens after truncation (its final assistant reply with the reply header "
+            f"alone); max_length is {max_length}",
+        )
+    cut = len(ids) - max_length
+    return TokenizedExample(ids[cut:], labels[cut:], cut)
+
+
+def tokenize_prompt(prompt_messages, tokenizer) -> list[int]:
+    """Token ids of a prompt (chat messages) followed by the assistant header, ready for generation."""
+    text = _render(tokenizer, [dict(m) for m in prompt_messages], add_generation_prompt=True)
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _render(tokenizer, messages: list[dict], add_generation_prompt: bool = False) -> str:
+    if getattr(tokenizer, "chat_template", None) is None:
+        raise AlignkitError(
+            f"{getattr(tokenizer, 'name_or_path', 'tokenizer')}: has no chat template "
+            "(expected a chat model's tokenizer, with a template in its chat_template.jinja)"
+        )
+    return tokenizer.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=add_generation_prompt
+    )
+
+
+def _assistant_spans(tokenizer, messages: list[dict], text: str, location: str) -> list[tuple[int, int, int]]:
+    """``(header_start, reply_start, reply_end)`` character offsets in ``text`` of each assistant reply."""
+
+    def prefix_end(count: int, generation_prompt: bool) -> int:
+        prefix = _render(tokenizer, messages[:count], add_generation_prompt=generation_prompt)
+        if not text.startswith(prefix):
+            raise DataError(
+                location,
+                f"the chat template is not prefix-stable: rendering the first {count} message(s) does not "
+                "give a prefix of the whole conversation, so assistant replies cannot be located "
+                "(expected a template that renders earlier turns the same whatever follows)",
+            )
+        return len(prefix)
+
+    spans = []
+    for i, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        if i == 0:
+            raise DataError(
+                location, "the conversation starts with an assistant message (expected a user turn first)"
+            )
+        header_start = prefix_end(i, False)
+        reply_start = prefix_end(i, True)
+        reply_end = prefix_end(i + 1, False)
+        while reply_end > reply_start and text[reply_end - 1].isspace():
+            reply_end -= 1
+        spans.append((header_start, reply_start, reply_end))
+    return spans

@@ -81,7 +81,8 @@ class Engine:
     """Trains ``model`` on ``train_rows`` with ``step``; writes the run folder contract into ``run_dir``."""
 
     def __init__(self, model, tokenizer, step: Step, config: TrainConfig, run_dir: str | Path):
-        self.accelerator = Accelerator()
+        # Without a GPU, cpu=True lets several processes (torchrun / accelerate launch) use gloo.
+        self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
         set_seed(config.seed)
         self.config, self.step, self.tokenizer = config, step, tokenizer
         self.run_dir = Path(run_dir)

@@ -138,3 +138,13 @@ def test_two_processes_match_one_process(tiny_model_dir, tmp_path):
         for key in ("loss", "eval_loss", "eval_token_accuracy", "token_accuracy"):
             if key in a:
                 assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), (a["step"], key)
+
+
+def test_lora_and_packing_run_and_save_a_merged_model(tiny_model_dir, tmp_path):
+    out = tmp_path / "run"
+    run_sft(tiny_config(tiny_model_dir, out, "lora.enabled=true", "lora.r=4", "data.packing=true",
+                        "train.batch_size=4", "train.max_steps=2", "train.tensorboard=true"))
+    model = AutoModelForCausalLM.from_pretrained(out / "model")  # merged: a plain transformers model
+    assert not any("lora" in name for name, _ in model.named_parameters())
+    assert any((out / "tensorboard").iterdir())
+    assert json.loads((out / "eval.json").read_text())["eval_loss"] > 0

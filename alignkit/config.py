@@ -36,7 +36,8 @@ class ModelConfig:
         "a Hugging Face model id, or a local folder.",
     )
     cache_dir: str = option(
-        "~/.cache/alignkit", "Where converted models are cached (the ALIGNKIT_CACHE_DIR variable overrides the default)."
+        "~/.cache/alignkit",
+        "Where converted models are cached (the ALIGNKIT_CACHE_DIR variable overrides the default).",
     )
     dtype: Literal["float32", "bfloat16", "float16"] = option(
         "float32", "Weights and compute dtype. Use float32 on CPU; bfloat16 on a recent GPU."

@@ -31,7 +31,8 @@ def test_schedule_depends_only_on_seed_and_step():
 
 
 def test_indivisible_batch_size_names_the_keys():
-    with pytest.raises(ConfigError, match=r"'train.batch_size' \(6\) must be a multiple of 'train.micro_batch_size' \(4\)"):
+    expected = r"'train.batch_size' \(6\) must be a multiple of 'train.micro_batch_size' \(4\)"
+    with pytest.raises(ConfigError, match=expected):
         BatchPlan(30, batch_size=6, micro_batch_size=4, num_processes=1, seed=0)
 
 

@@ -30,7 +30,10 @@ def test_defaults_and_yaml_and_overrides(tmp_path):
         ("trian.seed=1", "unknown key 'trian'; did you mean 'train'?"),
         ("train.batch_size=0", "'train.batch_size' must be an integer >= 1, got 0"),
         ("train.batch_size=2.5", "'train.batch_size' must be an integer >= 1, got 2.5"),
-        ("data.loss_on=everything", "'data.loss_on' must be one of 'all_assistant', 'last_assistant', got 'everything'"),
+        (
+            "data.loss_on=everything",
+            "'data.loss_on' must be one of 'all_assistant', 'last_assistant', got 'everything'",
+        ),
         ("data.eval_fraction=1.5", "'data.eval_fraction' must be a number in [0, 0.9], got 1.5"),
         ("data.packing=maybe", "'data.packing' must be true or false, got 'maybe'"),
         ("model=3", "'model' is a section; expected a mapping, got 3"),

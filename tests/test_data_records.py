@@ -158,10 +158,10 @@ def test_step_solution():
 
 
 def test_registry_names_every_kind():
-    assert RECORD_TYPES == {
+    assert {
         "demonstration": Demonstration,
         "preference": PreferencePair,
         "ranking": Ranking,
         "unpaired": UnpairedFeedback,
         "steps": StepSolution,
-    }
+    } == RECORD_TYPES

@@ -62,19 +62,17 @@ def test_atomic_directory_failure_keeps_existing_folder(tmp_path):
     final = tmp_path / "model"
     final.mkdir()
     (final / "weights.bin").write_text("old")
-    with pytest.raises(RuntimeError, match="boom"):
-        with atomic_directory(final) as tmp:
-            (tmp / "weights.bin").write_text("half")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), atomic_directory(final) as tmp:
+        (tmp / "weights.bin").write_text("half")
+        raise RuntimeError("boom")
     assert (final / "weights.bin").read_text() == "old"
     assert _names(tmp_path) == ["model"]
 
 
 def test_atomic_directory_failure_without_existing_folder_leaves_nothing(tmp_path):
-    with pytest.raises(RuntimeError):
-        with atomic_directory(tmp_path / "model") as tmp:
-            (tmp / "part").write_text("x")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), atomic_directory(tmp_path / "model") as tmp:
+        (tmp / "part").write_text("x")
+        raise RuntimeError("boom")
     assert _names(tmp_path) == []
 
 
@@ -92,8 +90,7 @@ def test_atomic_directory_failed_swap_puts_old_folder_back(tmp_path, monkeypatch
         real_rename(src, dst)
 
     monkeypatch.setattr(os, "rename", rename)
-    with pytest.raises(OSError, match="disk trouble"):
-        with atomic_directory(final) as tmp:
-            (tmp / "weights.bin").write_text("new")
+    with pytest.raises(OSError, match="disk trouble"), atomic_directory(final) as tmp:
+        (tmp / "weights.bin").write_text("new")
     assert (final / "weights.bin").read_text() == "old"
     assert _names(tmp_path) == ["model"]

@@ -19,9 +19,9 @@ from alignkit.models import (
     load_tokenizer,
     resolve_model_path,
     save_model,
+    smollm2,
     smollm2_gguf_path,
 )
-from alignkit.models import smollm2
 
 
 def _logits(model, tokenizer, text="The quick brown fox jumps over the lazy dog."):

@@ -33,7 +33,7 @@ def load_split(data: DataConfig, kind: str, *, seed: int) -> tuple[list, list]:
 def _load(source: str, kind: str, on_error: str) -> list[tuple[Any, str]]:
     loaded = load_records(source, kind, on_error=on_error)
     _report_skipped(source, loaded.skipped)
-    return list(zip(loaded.records, loaded.locations))
+    return list(zip(loaded.records, loaded.locations, strict=True))
 
 
 def tokenize_records(

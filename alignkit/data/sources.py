@@ -67,7 +67,7 @@ def _alpaca_demonstrations(row: dict, location: str) -> list:
     hub's generated Alpaca set (``instruction``, ``input``, ``output``).
     """
     instruction = _string(row, "instruction", location)
-    instances = row["instances"] if "instances" in row else [row]
+    instances = row.get("instances", [row])
     if not isinstance(instances, list) or not instances:
         raise DataError(location, "field 'instances' must be a non-empty list of {input, output}")
     records = []

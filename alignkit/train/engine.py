@@ -105,7 +105,9 @@ class Engine:
         acc.register_for_checkpointing(scheduler)
 
         start = self._resume_step() if resume else 0
-        log = MetricsLog(self.run_dir, resume_step=start if resume else None, tensorboard=cfg.tensorboard) if self.is_main else None
+        log = None
+        if self.is_main:
+            log = MetricsLog(self.run_dir, resume_step=start if resume else None, tensorboard=cfg.tensorboard)
         eval_before = self._initial_eval(eval_rows, log, resume)
         first_loss = last_loss = None
         tokens, began = 0, time.perf_counter()
@@ -192,7 +194,7 @@ class Engine:
         keys = sorted(totals)
         stacked = torch.stack([totals[k] for k in keys]) if keys else torch.zeros(0, device=self.accelerator.device)
         summed = self.accelerator.reduce(stacked, reduction="sum")
-        return {k: float(v) / max(units, 1.0) for k, v in zip(keys, summed.tolist())}
+        return {k: float(v) / max(units, 1.0) for k, v in zip(keys, summed.tolist(), strict=True)}
 
     def _global_sum(self, value: float) -> float:
         return float(self.accelerator.reduce(torch.tensor(value, device=self.accelerator.device), reduction="sum"))
@@ -203,7 +205,9 @@ class Engine:
 
     def _diverged_message(self, step: int, key: str, value: float) -> str:
         saved = list_checkpoints(self.run_dir)
-        where = f"the last good checkpoint is {saved[-1]} (continue with --resume)" if saved else "no checkpoint was saved"
+        where = "no checkpoint was saved"
+        if saved:
+            where = f"the last good checkpoint is {saved[-1]} (continue with --resume)"
         return f"step {step}: {key} is {value}; stopped before updating the weights; {where}"
 
     def _resume_step(self) -> int:

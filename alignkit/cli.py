@@ -1,6 +1,8 @@
 """The ``alignkit`` command: one subcommand per stage.
 
-    alignkit sft --config configs/sft-smollm2-alpaca.yaml --set train.max_steps=10
+    alignkit sft --config configs/quickstart.yaml --set train.max_steps=10
+    alignkit rm --config configs/rm-smollm2-hh.yaml
+    alignkit eval rm --model runs/rm
     alignkit sft --help          # every option, its type, default and meaning
 
 A problem the user can fix (bad config key, malformed data line, diverged training) is printed as
@@ -15,7 +17,7 @@ import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from alignkit.config import SFTConfig, describe, load_config
+from alignkit.config import RMConfig, SFTConfig, describe, load_config
 from alignkit.errors import AlignkitError
 
 
@@ -32,9 +34,44 @@ def _run_sft(config: SFTConfig, resume: bool) -> None:
     run_sft(config, resume=resume)
 
 
+def _run_rm(config: RMConfig, resume: bool) -> None:
+    from alignkit.train.reward import run_rm
+
+    run_rm(config, resume=resume)
+
+
 STAGES = {
     "sft": Stage(SFTConfig, _run_sft, "Supervised fine-tuning on demonstrations (stage 1 of RLHF)."),
+    "rm": Stage(RMConfig, _run_rm, "A reward model from human comparisons or rankings (stage 2 of RLHF)."),
 }
+
+
+def _add_eval_commands(commands) -> None:
+    evaluate = commands.add_parser("eval", help="Evaluate a trained model.")
+    kinds = evaluate.add_subparsers(dest="eval_kind", required=True, metavar="KIND")
+    rm = kinds.add_parser(
+        "rm",
+        help="Reward model: held-out accuracy, calibration (ECE) and length-bias diagnostics.",
+        description="Scores the chosen and rejected response of every pair; prints a table and adds the "
+        "results under 'rm_eval' to the run's eval.json.",
+    )
+    rm.add_argument("--model", required=True, help="A reward-model run folder, model folder or ensemble run folder.")
+    rm.add_argument("--data", help="Preference pairs (any data source); default: the run's own held-out split.")
+    rm.add_argument("--combine", default="mean", choices=["mean", "min", "mean_minus_std"],
+                    help="How an ensemble's members are combined (default: mean).")
+    rm.add_argument("--lam", type=float, default=1.0, help="λ of mean_minus_std (default: 1.0).")
+    rm.add_argument("--max-length", type=int, default=1024, help="Longest scored sequence in tokens.")
+    rm.add_argument("--batch-size", type=int, default=8, help="Sequences per forward pass.")
+
+
+def _run_eval(args) -> None:
+    from pathlib import Path
+
+    from alignkit.evaluate.reward_eval import evaluate_reward_model, write_report
+
+    report = evaluate_reward_model(args.model, args.data, combine=args.combine, lam=args.lam,
+                                   max_length=args.max_length, batch_size=args.batch_size)
+    write_report(Path(args.model), report)
 
 
 def options_help(config_cls: type) -> str:
@@ -62,15 +99,18 @@ def build_parser() -> argparse.ArgumentParser:
             "--set", action="append", default=[], metavar="KEY=VALUE", help="Override one key, e.g. train.max_steps=10."
         )
         sub.add_argument("--resume", action="store_true", help="Continue from the newest checkpoint in output_dir.")
+    _add_eval_commands(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    stage = STAGES[args.command]
     try:
-        config = load_config(stage.config, args.config, args.set)
-        stage.run(config, args.resume)
+        if args.command == "eval":
+            _run_eval(args)
+        else:
+            stage = STAGES[args.command]
+            stage.run(load_config(stage.config, args.config, args.set), args.resume)
     except AlignkitError as exc:
         print(f"alignkit {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -120,6 +120,42 @@ class SFTConfig:
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 
 
+@dataclasses.dataclass
+class RewardConfig:
+    data_format: Literal["pairs", "rankings"] = option(
+        "pairs", "Training records: preference pairs, or rankings of K responses (expanded to all pairs)."
+    )
+    pooling: Literal["last", "mean"] = option(
+        "last", "Score from the last non-padding token, or the mean over the response tokens."
+    )
+    centering: float = option(
+        0.0, "Coefficient of the reward-centring penalty (r_chosen + r_rejected)^2 (Eisenstein et al. 2023).", min=0
+    )
+    ensemble_size: int = option(1, "Train this many reward models (seeds seed, seed+1, ...) as an ensemble.", min=1)
+    bootstrap: bool = option(False, "Each ensemble member trains on a bootstrap resample of the training groups.")
+
+
+def _rm_data() -> DataConfig:
+    return DataConfig(train="hh-rlhf-harmless", on_error="skip", max_length=384)
+
+
+def _rm_train() -> TrainConfig:
+    return TrainConfig(learning_rate=1e-5, batch_size=8, micro_batch_size=4)
+
+
+@dataclasses.dataclass
+class RMConfig:
+    """A reward model from human comparisons (stage 2 of RLHF). A batch element is one prompt's
+    comparison group: one preference pair, or all pairs of one ranking."""
+
+    output_dir: str = option("runs/rm", "Folder for the model (or ensemble members), metrics, eval.json.")
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    lora: LoraConfig = dataclasses.field(default_factory=LoraConfig)
+    data: DataConfig = dataclasses.field(default_factory=_rm_data)
+    train: TrainConfig = dataclasses.field(default_factory=_rm_train)
+    reward: RewardConfig = dataclasses.field(default_factory=RewardConfig)
+
+
 # ---------------------------------------------------------------- loading and validation
 
 
@@ -144,7 +180,7 @@ def load_config(cls: type, path: str | Path | None = None, overrides: list[str] 
         if not sep or not key:
             raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set train.learning_rate=1e-5")
         _assign(raw, key.strip().split("."), yaml.safe_load(value) if value else "")
-    return _build(cls, raw, prefix="", where=where)
+    return _build(cls(), raw, prefix="", where=where)
 
 
 def _assign(tree: dict, keys: list[str], value: Any) -> None:
@@ -155,7 +191,9 @@ def _assign(tree: dict, keys: list[str], value: Any) -> None:
     tree[keys[-1]] = value
 
 
-def _build(cls: type, raw: dict, prefix: str, where: str) -> Any:
+def _build(base: Any, raw: dict, prefix: str, where: str) -> Any:
+    """``base`` (a config with its stage's defaults) with the keys of ``raw`` checked and applied."""
+    cls = type(base)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     for key in raw:
@@ -171,10 +209,10 @@ def _build(cls: type, raw: dict, prefix: str, where: str) -> Any:
         if dataclasses.is_dataclass(hints[name]):
             if not isinstance(raw[name], dict):
                 raise ConfigError(f"{where}: '{key}' is a section; expected a mapping, got {raw[name]!r}")
-            values[name] = _build(hints[name], raw[name], key + ".", where)
+            values[name] = _build(getattr(base, name), raw[name], key + ".", where)
         else:
             values[name] = _check(raw[name], hints[name], f.metadata, key, where)
-    return cls(**values)
+    return dataclasses.replace(base, **values)
 
 
 def _check(value: Any, hint: Any, meta: Any, key: str, where: str) -> Any:
@@ -240,16 +278,16 @@ def to_dict(config: Any) -> dict:
     return dataclasses.asdict(config)
 
 
-def describe(cls: type, prefix: str = "") -> list[tuple[str, str, Any, str]]:
-    """Every option of ``cls`` as (dotted key, type, default, doc), for ``--help``."""
+def describe(config: Any, prefix: str = "") -> list[tuple[str, str, Any, str]]:
+    """Every option of ``config`` (a class or an instance) as (dotted key, type, default, doc), for ``--help``."""
+    defaults = config() if isinstance(config, type) else config
     rows = []
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        hint = hints[f.name]
+    hints = typing.get_type_hints(type(defaults))
+    for f in dataclasses.fields(defaults):
+        hint, default = hints[f.name], getattr(defaults, f.name)
         if dataclasses.is_dataclass(hint):
-            rows += describe(hint, prefix + f.name + ".")
+            rows += describe(default, prefix + f.name + ".")
             continue
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         rows.append((prefix + f.name, _type_name(hint), default, f.metadata["doc"] + _bounds(f.metadata)))
     return rows
 

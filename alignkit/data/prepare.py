@@ -51,8 +51,8 @@ def tokenize_records(
                 raise
             skipped.append((exc.location, exc.problem))
     _report_skipped(label, skipped)
-    if not examples:
-        raise DataError(label, "no usable examples after tokenisation")
+    if records and not examples:
+        raise DataError(label, f"none of the {len(records)} records is usable after tokenisation")
     truncated = [e.truncated_tokens for e in examples if getattr(e, "truncated_tokens", 0)]
     if truncated:
         console.print(

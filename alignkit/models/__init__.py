@@ -2,6 +2,7 @@
 
 from alignkit.models.loading import (
     load_causal_lm,
+    load_pretrained,
     load_model_and_tokenizer,
     load_tokenizer,
     resolve_model_path,
@@ -23,6 +24,7 @@ __all__ = [
     "build_tiny_model",
     "linear_layer_names",
     "load_causal_lm",
+    "load_pretrained",
     "load_model_and_tokenizer",
     "load_smollm2_gguf",
     "load_tokenizer",

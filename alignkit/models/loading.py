@@ -79,17 +79,25 @@ def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
 
 
 def load_causal_lm(config: ModelConfig, device: str | torch.device | None = None) -> PreTrainedModel:
-    """The causal LM named by ``config.name`` in ``config.dtype`` with SDPA attention, on ``device``.
+    """The causal LM named by ``config.name`` (see :func:`load_pretrained`)."""
+    return load_pretrained(config, AutoModelForCausalLM, device)
+
+
+def load_pretrained(
+    config: ModelConfig, auto_class: type, device: str | torch.device | None = None, **kwargs
+) -> PreTrainedModel:
+    """``auto_class.from_pretrained`` for ``config.name`` in ``config.dtype`` with SDPA attention.
 
     Gradient checkpointing is switched on (non-reentrant) when ``config.gradient_checkpointing``;
     ``model.config.use_cache`` is left as the checkpoint has it. The model is returned in eval mode
-    (as ``from_pretrained`` leaves it); trainers call ``.train()``.
+    (as ``from_pretrained`` leaves it); trainers call ``.train()``. ``kwargs`` go to
+    ``from_pretrained`` (e.g. ``num_labels=1`` for a reward model).
     """
     path = resolve_model_path(config.name, config.cache_dir)
     start = time.perf_counter()
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=getattr(torch, config.dtype), attn_implementation="sdpa"
+        model = auto_class.from_pretrained(
+            path, dtype=getattr(torch, config.dtype), attn_implementation="sdpa", **kwargs
         )
     except OSError as exc:
         raise _load_error(path, exc) from exc

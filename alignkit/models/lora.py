@@ -20,8 +20,9 @@ from alignkit.errors import AlignkitError
 logger = logging.getLogger(__name__)
 
 
-def apply_lora(model: PreTrainedModel, lora: LoraConfig) -> PeftModel:
-    """Wrap ``model`` with LoRA adapters on ``lora.target_modules``; only the adapters are trainable.
+def apply_lora(model: PreTrainedModel, lora: LoraConfig, task_type: str = "CAUSAL_LM") -> PeftModel:
+    """Wrap ``model`` with LoRA adapters on ``lora.target_modules``; only the adapters are trainable
+    (for ``task_type="SEQ_CLS"`` peft also trains the scalar head, ``score``, in full).
 
     A target matches a linear layer whose dotted name equals it or ends with ``.<target>`` (peft's
     rule). A target that matches no linear layer raises AlignkitError naming it and listing the
@@ -35,7 +36,7 @@ def apply_lora(model: PreTrainedModel, lora: LoraConfig) -> PeftModel:
                 f"its linear layers are: {', '.join(linear_layer_names(model))}"
             )
     peft_config = PeftLoraConfig(
-        task_type="CAUSAL_LM",
+        task_type=task_type,
         r=lora.r,
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,

@@ -64,6 +64,9 @@ class Step(Protocol):
 
     def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput: ...
 
+    def exportable(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The Hugging Face (or peft) model inside ``model`` that is saved as ``model/``."""
+
 
 @dataclass
 class RunResult:
@@ -238,7 +241,7 @@ class Engine:
         if not self.is_main:
             return
         model = self.accelerator.unwrap_model(self.model)
-        save_model(model, self.tokenizer, self.run_dir / "model", merge_lora=merge_lora)
+        save_model(self.step.exportable(model), self.tokenizer, self.run_dir / "model", merge_lora=merge_lora)
         report = {
             "step": result.steps,
             **result.eval_after,

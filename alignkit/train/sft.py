@@ -37,6 +37,9 @@ class SFTStep:
         nll, _ = masked_token_nll(logits, batch["labels"])
         return StepOutput(nll, {"token_accuracy": masked_token_correct(logits, batch["labels"])})
 
+    def exportable(self, model):
+        return model
+
 
 def run_sft(config: SFTConfig, *, resume: bool = False) -> RunResult:
     """Fine-tune ``config.model`` on ``config.data`` and write the run folder."""

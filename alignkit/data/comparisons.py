@@ -1,0 +1,83 @@
+"""Comparison groups: what a reward model trains on.
+
+A group is one prompt with K tokenised responses and the (better, worse) pairs among them. A
+preference pair is a group with K = 2 and one pair; a ranking of K responses gives all pairs of
+responses with different ranks (ties dropped and counted). Keeping a ranking's pairs together in
+one batch element, each weighted 1/(number of pairs), follows InstructGPT (Ouyang et al. 2022):
+shuffling the pairs of one prompt apart lets the model see each response many times per epoch
+and overfits.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from alignkit.data.collate import collate
+from alignkit.data.records import Demonstration, PreferencePair, Ranking
+from alignkit.data.tokenize import IGNORE_INDEX, TokenizedExample, tokenize_demonstration
+from alignkit.losses.reward import ranking_to_pairs
+
+
+@dataclass
+class ComparisonGroup:
+    sequences: list[TokenizedExample]
+    pairs: list[tuple[int, int]]  # (better, worse) indices into sequences
+    margins: list[float]  # NaN: no margin
+    labels: list[float]  # NaN: no soft label (the pair's order is certain)
+    dropped_ties: int = 0
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(len(s.input_ids) for s in self.sequences)
+
+
+def tokenize_response(prompt, response: str, tokenizer, max_length: int, location: str) -> TokenizedExample:
+    """Prompt + assistant reply with the chat template; labels mark the reply (used by mean pooling)."""
+    record = Demonstration(tuple(prompt) + ({"role": "assistant", "content": response},))
+    return tokenize_demonstration(record, tokenizer, max_length=max_length, loss_on="last_assistant", location=location)
+
+
+def pair_group(pair: PreferencePair, tokenizer, max_length: int, location: str) -> ComparisonGroup:
+    sequences = [tokenize_response(pair.prompt, text, tokenizer, max_length, location)
+                 for text in (pair.chosen, pair.rejected)]
+    margin = math.nan if pair.margin is None else float(pair.margin)
+    label = math.nan if pair.label is None else float(pair.label)
+    return ComparisonGroup(sequences, [(0, 1)], [margin], [label])
+
+
+def ranking_group(ranking: Ranking, tokenizer, max_length: int, location: str) -> ComparisonGroup:
+    pairs, ties = ranking_to_pairs(ranking.ranks, location=location)
+    sequences = [tokenize_response(ranking.prompt, text, tokenizer, max_length, location)
+                 for text in ranking.responses]
+    return ComparisonGroup(sequences, pairs, [math.nan] * len(pairs), [math.nan] * len(pairs), ties)
+
+
+def collate_groups(groups: list[ComparisonGroup], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """All responses of all groups as one right-padded batch, and the pairs as indices into it.
+
+    Returns input_ids, attention_mask, response_mask (B, T); better, worse, group_ids, margin,
+    label (P,); num_groups and num_tokens (scalars).
+    """
+    rows, better, worse, group_ids, margins, labels = [], [], [], [], [], []
+    for g, group in enumerate(groups):
+        offset = len(rows)
+        rows += group.sequences
+        for (b, w), margin, label in zip(group.pairs, group.margins, group.labels, strict=True):
+            better.append(offset + b)
+            worse.append(offset + w)
+            group_ids.append(g)
+            margins.append(margin)
+            labels.append(label)
+    batch = collate(rows, pad_token_id)
+    batch["response_mask"] = batch.pop("labels") != IGNORE_INDEX
+    batch.update(
+        better=torch.tensor(better),
+        worse=torch.tensor(worse),
+        group_ids=torch.tensor(group_ids),
+        margin=torch.tensor(margins, dtype=torch.float32),
+        label=torch.tensor(labels, dtype=torch.float32),
+        num_groups=torch.tensor(len(groups)),
+        num_tokens=torch.tensor(sum(group.num_tokens for group in groups)),
+    )
+    return batch

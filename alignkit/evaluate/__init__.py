@@ -1,0 +1,1 @@
+"""Evaluation: reward-model metrics, calibration, length diagnostics and ensemble scoring."""

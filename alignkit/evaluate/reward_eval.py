@@ -1,0 +1,75 @@
+"""``alignkit eval rm``: a reward model's accuracy on held-out pairs and the diagnostics of length bias.
+
+Without ``--data`` the run's own held-out split is rebuilt from its ``config.yaml`` (same source,
+fraction and seed), so the numbers are on pairs the model never trained on.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import yaml
+
+from alignkit.data.sources import load_records
+from alignkit.data.split import holdout_split
+from alignkit.errors import AlignkitError
+from alignkit.evaluate import reward_metrics as rm
+from alignkit.io import atomic_write_json
+from alignkit.models.scorer import RewardScorer
+from alignkit.train.reporting import console, summary_table
+
+
+def held_out_pairs(run_dir: Path, data: str | None) -> list:
+    """Preference pairs to evaluate on: all of ``data``, or the run's held-out split."""
+    if data is not None:
+        return load_records(data, "preference", on_error="skip").records
+    config_path = run_dir / "config.yaml"
+    if not config_path.is_file():
+        raise AlignkitError(f"{run_dir}: no config.yaml to rebuild the held-out split from; pass --data")
+    config = yaml.safe_load(config_path.read_text())
+    source, fraction = config["data"]["train"], config["data"]["eval_fraction"]
+    if config["data"].get("eval"):
+        return load_records(config["data"]["eval"], "preference", on_error="skip").records
+    records = load_records(source, "preference", on_error="skip").records
+    return holdout_split(records, fraction, config["train"]["seed"])[1]
+
+
+def evaluate_reward_model(model: str, data: str | None = None, *, combine: str = "mean", lam: float = 1.0,
+                          max_length: int = 1024, batch_size: int = 8) -> dict:
+    """Score every pair's chosen and rejected response; return accuracy, margin, ECE and length diagnostics."""
+    run_dir = Path(model)
+    pairs = [p for p in held_out_pairs(run_dir, data) if p.chosen.strip() != p.rejected.strip()]
+    if not pairs:
+        raise AlignkitError(f"{data or run_dir}: no pairs with different chosen and rejected responses")
+    scorer = RewardScorer(run_dir, combine=combine, lam=lam, max_length=max_length, batch_size=batch_size)
+    prompts = [p.prompt for p in pairs] * 2
+    responses = [p.chosen for p in pairs] + [p.rejected for p in pairs]
+    rewards, spread = scorer.score(prompts, responses, return_spread=True)
+    chosen, rejected = rewards[: len(pairs)], rewards[len(pairs) :]
+    lengths = torch.tensor([len(scorer.tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses])
+    slope, intercept = rm.length_residual_fit(rewards, lengths)
+    report = {
+        "pairs": len(pairs),
+        "accuracy": rm.pairwise_accuracy(chosen, rejected),
+        "mean_margin": rm.mean_margin(chosen, rejected),
+        "ece": rm.pairwise_ece(chosen, rejected),
+        **rm.length_diagnostics(chosen, rejected, lengths[: len(pairs)], lengths[len(pairs) :]),
+        "length_fit": {"slope": slope, "intercept": intercept},
+        "ensemble": {"members": len(scorer.members), "combine": combine, "mean_spread": float(spread.mean())},
+    }
+    return report
+
+
+def write_report(run_dir: Path, report: dict) -> Path:
+    """Merge ``report`` under the key ``rm_eval`` into the run's eval.json (atomically) and print it."""
+    path = run_dir / "eval.json"
+    merged = json.loads(path.read_text()) if path.is_file() else {}
+    merged["rm_eval"] = report
+    atomic_write_json(path, merged)
+    flat = {k: v for k, v in report.items() if isinstance(v, (int, float))}
+    console.print(summary_table(f"reward model: {run_dir}", flat))
+    for bucket in report["accuracy_by_length_bucket"]:
+        console.print(f"  {bucket['bucket']}: {bucket['pairs']} pairs, accuracy {bucket['accuracy']:.3f}")
+    return path

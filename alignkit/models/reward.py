@@ -1,0 +1,86 @@
+"""Reward models: a transformer with a scalar head, scored from pooled final hidden states.
+
+The network is a Hugging Face ``AutoModelForSequenceClassification`` with one output (for the
+Llama family: ``LlamaForSequenceClassification``, the backbone of the causal LM plus a linear
+``score`` head), so a saved reward model is a plain Hugging Face folder. The reward of a sequence is
+
+    r = w · h_pool,   h_pool = h_last (the last non-padding token)   or   mean_{t ∈ response} h_t
+
+With ``last`` pooling and right padding this is exactly what ``LlamaForSequenceClassification``
+itself returns for the sequence; ``mean`` is alignkit's option. The pooling is stored in the saved
+config (``reward_pooling``) so a scorer uses what training used.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from peft import PeftModel
+from torch import nn
+from transformers import AutoModelForSequenceClassification, PreTrainedModel
+
+from alignkit.config import LoraConfig, ModelConfig
+from alignkit.models.loading import load_pretrained
+from alignkit.models.lora import apply_lora
+
+POOLINGS = ("last", "mean")
+ENSEMBLE_FILE = "ensemble.json"
+
+
+class RewardModel(nn.Module):
+    """Wraps a one-output sequence-classification model (optionally with LoRA) as ``rewards(batch)``."""
+
+    def __init__(self, net: PreTrainedModel | PeftModel, pooling: str = "last"):
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        self.net = net
+        self.pooling = pooling
+        self.hf_model.config.reward_pooling = pooling
+
+    @property
+    def hf_model(self) -> PreTrainedModel:
+        """The transformers model (inside the peft wrapper when LoRA is on)."""
+        return self.net.get_base_model() if isinstance(self.net, PeftModel) else self.net
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Rewards of right-padded sequences, shape (B,). ``response_mask`` is needed for mean pooling."""
+        model = self.hf_model
+        backbone = getattr(model, model.base_model_prefix)
+        hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+        if self.pooling == "last":
+            last = attention_mask.sum(-1) - 1
+            pooled = hidden[torch.arange(hidden.size(0), device=hidden.device), last]
+        else:
+            weights = response_mask.to(hidden.dtype).unsqueeze(-1)
+            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        return model.score(pooled).squeeze(-1).float()
+
+
+def load_reward_model(model_config: ModelConfig, lora: LoraConfig, pooling: str) -> RewardModel:
+    """A reward model to train, from a causal LM (a new, randomly initialised head) or a saved
+    reward model (its trained head)."""
+    net = load_pretrained(model_config, AutoModelForSequenceClassification, num_labels=1)
+    if lora.enabled:
+        net = apply_lora(net, lora, task_type="SEQ_CLS")
+    return RewardModel(net, pooling)
+
+
+def load_trained_reward_model(path: str, device: torch.device | str = "cpu") -> RewardModel:
+    """A saved reward model folder, in eval mode, with the pooling it was trained with."""
+    net = load_pretrained(ModelConfig(name=str(path)), AutoModelForSequenceClassification, device, num_labels=1)
+    return RewardModel(net, getattr(net.config, "reward_pooling", "last")).eval()
+
+
+def ensemble_members(path: str | Path) -> list[Path]:
+    """The model folders of a reward model given as a folder, a run folder or an ensemble run folder
+    (whose ``ensemble.json`` lists its members)."""
+    path = Path(path)
+    listing = path / ENSEMBLE_FILE
+    if listing.is_file():
+        return [path / member for member in json.loads(listing.read_text())["members"]]
+    return [path / "model" if (path / "model").is_dir() else path]

@@ -1,0 +1,61 @@
+"""Scoring (prompt, response) pairs with a trained reward model or ensemble: the API later stages use."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from alignkit.data.comparisons import tokenize_response
+from alignkit.data.collate import collate
+from alignkit.data.records import as_messages
+from alignkit.data.tokenize import IGNORE_INDEX
+from alignkit.evaluate.reward_metrics import combine_ensemble
+from alignkit.models.loading import load_tokenizer
+from alignkit.models.reward import ensemble_members, load_trained_reward_model
+
+
+class RewardScorer:
+    """``score(prompts, responses) -> Tensor``: batched, without gradients, with the chat-template
+    rendering used in training. An ensemble combines its members by ``combine``: ``mean``, ``min``
+    (worst case) or ``mean_minus_std`` (mean - lam · std, an uncertainty penalty)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        combine: str = "mean",
+        lam: float = 1.0,
+        batch_size: int = 8,
+        max_length: int = 1024,
+        device: str | torch.device = "cpu",
+    ):
+        folders = ensemble_members(path)
+        self.members = [load_trained_reward_model(str(folder), device) for folder in folders]
+        self.tokenizer = load_tokenizer(str(folders[0]))
+        self.combine, self.lam = combine, lam
+        self.batch_size, self.max_length, self.device = batch_size, max_length, torch.device(device)
+
+    @torch.no_grad()
+    def member_scores(self, prompts: Sequence, responses: Sequence[str]) -> torch.Tensor:
+        """Every member's reward for every (prompt, response), shape (members, N)."""
+        if len(prompts) != len(responses):
+            raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+        rows = [
+            tokenize_response(as_messages(p, f"prompt {i}"), r, self.tokenizer, self.max_length, f"response {i}")
+            for i, (p, r) in enumerate(zip(prompts, responses, strict=True))
+        ]
+        scores = torch.empty(len(self.members), len(rows))
+        for start in range(0, len(rows), self.batch_size):
+            batch = collate(rows[start : start + self.batch_size], self.tokenizer.pad_token_id)
+            response_mask = (batch["labels"] != IGNORE_INDEX).to(self.device)
+            ids, mask = batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
+            for m, model in enumerate(self.members):
+                scores[m, start : start + len(ids)] = model(ids, mask, response_mask).cpu()
+        return scores
+
+    def score(self, prompts: Sequence, responses: Sequence[str], *, return_spread: bool = False):
+        """Combined rewards, shape (N,); with ``return_spread`` also the members' std, shape (N,)."""
+        combined, spread = combine_ensemble(self.member_scores(prompts, responses), self.combine, self.lam)
+        return (combined, spread) if return_spread else combined

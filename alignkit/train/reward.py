@@ -1,0 +1,99 @@
+"""Reward-model training (stage 2 of RLHF): Bradley–Terry on comparison groups, optionally an ensemble."""
+
+from dataclasses import replace
+
+import torch
+
+from alignkit.config import RMConfig
+from alignkit.data.comparisons import collate_groups, pair_group, ranking_group
+from alignkit.data.prepare import console, load_split, tokenize_records
+from alignkit.io import atomic_write_json
+from alignkit.losses.reward import pairwise_reward_loss
+from alignkit.models.reward import ENSEMBLE_FILE, load_reward_model
+from alignkit.train.engine import Engine, RunResult, StepOutput
+from alignkit.train.run import load_stage_tokenizer, prepare_run_dir
+
+
+class RewardStep:
+    """A batch of comparison groups → Σ over groups of the group's mean pair loss (unit: a group)."""
+
+    name = "rm"
+
+    def __init__(self, pad_token_id: int, centering: float):
+        self.pad_token_id = pad_token_id
+        self.centering = centering
+
+    def collate(self, groups):
+        return collate_groups(groups, self.pad_token_id)
+
+    def count(self, batch) -> int:
+        return int(batch["num_groups"])
+
+    def tokens(self, batch) -> int:
+        return int(batch["num_tokens"])
+
+    def loss(self, model, batch) -> StepOutput:
+        rewards = model(batch["input_ids"], batch["attention_mask"], batch["response_mask"])
+        loss_sum, sums = pairwise_reward_loss(
+            rewards[batch["better"]],
+            rewards[batch["worse"]],
+            group_ids=batch["group_ids"],
+            margin=batch["margin"],
+            label=batch["label"],
+            centering=self.centering,
+        )
+        return StepOutput(loss_sum, sums)
+
+    def exportable(self, model):
+        return model.net
+
+
+def run_rm(config: RMConfig, *, resume: bool = False) -> list[RunResult]:
+    """Train ``reward.ensemble_size`` reward models; one writes ``output_dir/model``, several write
+    ``output_dir/member-i/`` run folders and ``output_dir/ensemble.json`` listing them."""
+    run_dir = prepare_run_dir(config, resume=resume)
+    tokenizer = load_stage_tokenizer(config.model)
+    kind = "preference" if config.reward.data_format == "pairs" else "ranking"
+    train_records, eval_records = load_split(config.data, kind, seed=config.train.seed)
+    to_group = pair_group if kind == "preference" else ranking_group
+
+    def prepare(records, label):
+        if kind == "preference":
+            records = _drop_identical(records, label)
+        return tokenize_records(
+            records, label, lambda r, where: to_group(r, tokenizer, config.data.max_length, where),
+            on_error=config.data.on_error,
+        )
+
+    train_groups, eval_groups = prepare(train_records, "train"), prepare(eval_records, "eval")
+    size = config.reward.ensemble_size
+    results = []
+    for member in range(size):
+        member_dir = run_dir if size == 1 else run_dir / f"member-{member}"
+        train = config.train if size == 1 else _member_train_config(config, member)
+        groups = _bootstrap(train_groups, train.seed) if config.reward.bootstrap and size > 1 else train_groups
+        model = load_reward_model(config.model, config.lora, config.reward.pooling)
+        engine = Engine(model, tokenizer, RewardStep(tokenizer.pad_token_id, config.reward.centering), train, member_dir)
+        results.append(engine.fit(groups, eval_groups, resume=resume, merge_lora=config.lora.merge_on_save))
+    if size > 1 and engine.is_main:
+        members = [f"member-{i}/model" for i in range(size)]
+        atomic_write_json(run_dir / ENSEMBLE_FILE, {"members": members, "bootstrap": config.reward.bootstrap})
+    return results
+
+
+def _drop_identical(records: list, label: str) -> list:
+    """Pairs whose chosen and rejected are the same text teach nothing: skip and count them."""
+    kept = [(r, where) for r, where in records if r.chosen.strip() != r.rejected.strip()]
+    if len(kept) < len(records):
+        console.print(f"[yellow]{label}: skipped {len(records) - len(kept)} pairs with identical chosen and rejected")
+    return kept
+
+
+def _member_train_config(config: RMConfig, member: int):
+    return replace(config.train, seed=config.train.seed + member)
+
+
+def _bootstrap(groups: list, seed: int) -> list:
+    """A resample of ``groups`` with replacement, of the same size (Efron 1979)."""
+    generator = torch.Generator().manual_seed(seed)
+    return [groups[i] for i in torch.randint(len(groups), (len(groups),), generator=generator).tolist()]

@@ -1,0 +1,128 @@
+"""Reward models on a tiny random model: a planted preference is learned, scores survive save and load,
+ensembles, rankings and the bad-input rules."""
+
+import json
+import random
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification
+
+from alignkit.cli import main
+from alignkit.config import RMConfig, load_config
+from alignkit.errors import DataError
+from alignkit.models import load_tokenizer
+from alignkit.models.scorer import RewardScorer
+from alignkit.train.reward import run_rm
+
+WORDS = "river stone cloud paper music garden window letter bridge candle forest silver".split()
+
+
+def planted_pairs(n: int, seed: int = 0) -> list[dict]:
+    """Chosen responses contain the word 'banana'; rejected ones do not. Otherwise alike."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        prompt = "Tell me about " + rng.choice(WORDS)
+        base = [rng.choice(WORDS) for _ in range(rng.randint(4, 9))]
+        chosen = list(base)
+        chosen.insert(rng.randrange(len(chosen) + 1), "banana")
+        rows.append({"prompt": prompt, "chosen": " ".join(chosen), "rejected": " ".join(base + [rng.choice(WORDS)])})
+    return rows
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def rm_config(model_dir, out, data, *extra):
+    return load_config(
+        RMConfig,
+        None,
+        [
+            f"output_dir={out}",
+            f"model.name={model_dir}",
+            f"data.train={data}",
+            "data.eval_fraction=0.2",
+            "data.max_length=64",
+            "train.batch_size=16",
+            "train.micro_batch_size=8",
+            "train.learning_rate=3e-3",
+            "train.epochs=6",
+            "train.schedule=constant",
+            *extra,
+        ],
+    )
+
+
+@pytest.fixture(scope="module")
+def planted_run(tiny_model_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("rm")
+    data = write_jsonl(root / "pairs.jsonl", planted_pairs(240))
+    out = root / "run"
+    run_rm(rm_config(tiny_model_dir, out, data))
+    return out
+
+
+def test_tiny_model_learns_a_planted_preference(planted_run, capsys):
+    assert main(["eval", "rm", "--model", str(planted_run)]) == 0
+    report = json.loads((planted_run / "eval.json").read_text())
+    assert report["rm_eval"]["pairs"] == 48  # the held-out 20%, rebuilt from config.yaml
+    assert report["rm_eval"]["accuracy"] >= 0.95
+    assert report["eval_accuracy"] >= 0.95  # the engine's own evaluation agrees
+    for key in ("ece", "mean_margin", "reward_length_spearman", "longer_wins_rate", "length_fit"):
+        assert key in report["rm_eval"]
+
+
+def test_scores_survive_save_and_load_and_match_the_transformers_class(planted_run):
+    scorer = RewardScorer(planted_run)
+    prompts, responses = ["Tell me about rivers"] * 2, ["a banana river", "a plain river"]
+    first = scorer.score(prompts, responses)
+    again = RewardScorer(planted_run).score(prompts, responses)
+    assert torch.equal(first, again)
+    assert first[0] > first[1]
+    # the saved folder is a plain transformers sequence classifier giving the same rewards
+    model = AutoModelForSequenceClassification.from_pretrained(planted_run / "model").eval()
+    tokenizer = load_tokenizer(str(planted_run / "model"))
+    for prompt, response, expected in zip(prompts, responses, first, strict=True):
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}], tokenize=False
+        )
+        ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)
+        with torch.no_grad():
+            assert float(model(**ids).logits[0, 0]) == pytest.approx(float(expected), abs=1e-4)
+
+
+def test_ensemble_with_bootstrap_combines_members(tiny_model_dir, tmp_path):
+    data = write_jsonl(tmp_path / "pairs.jsonl", planted_pairs(80))
+    out = tmp_path / "ens"
+    run_rm(rm_config(tiny_model_dir, out, data, "reward.ensemble_size=2", "reward.bootstrap=true", "train.epochs=1"))
+    listing = json.loads((out / "ensemble.json").read_text())
+    assert listing["members"] == ["member-0/model", "member-1/model"]
+    prompts, responses = ["Tell me about rivers"] * 3, ["a banana", "a river", "stone"]
+    mean, spread = RewardScorer(out).score(prompts, responses, return_spread=True)
+    worst = RewardScorer(out, combine="min").score(prompts, responses)
+    assert (spread > 0).all() and (worst <= mean + 1e-6).all()
+
+
+def test_rankings_train_and_need_two_distinct_ranks(tiny_model_dir, tmp_path):
+    rows = [
+        {"prompt": "Tell me about " + w, "responses": ["banana " + w, w, w + " " + w], "ranks": [1, 2, 2]}
+        for w in WORDS * 2
+    ]
+    data = write_jsonl(tmp_path / "rankings.jsonl", rows)
+    run_rm(rm_config(tiny_model_dir, tmp_path / "run", data, "reward.data_format=rankings", "train.batch_size=8",
+                     "train.micro_batch_size=4", "train.epochs=1"))
+    assert (tmp_path / "run" / "model" / "config.json").is_file()
+
+    bad = write_jsonl(tmp_path / "bad.jsonl", rows[:3] + [{"prompt": "p", "responses": ["a", "b"], "ranks": [1, 1]}])
+    with pytest.raises(DataError, match=r"bad.jsonl:4: ranking needs at least two distinct ranks"):
+        run_rm(rm_config(tiny_model_dir, tmp_path / "run2", bad, "reward.data_format=rankings", "data.on_error=raise"))
+
+
+def test_identical_pairs_are_skipped_and_counted(tiny_model_dir, tmp_path, capsys):
+    rows = planted_pairs(40) + [{"prompt": "p", "chosen": "same", "rejected": "same "}] * 3
+    data = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    run_rm(rm_config(tiny_model_dir, tmp_path / "run", data, "train.epochs=1", "data.eval_fraction=0"))
+    assert "skipped 3 pairs with identical chosen and rejected" in capsys.readouterr().err

@@ -69,6 +69,7 @@ class DataConfig:
         0.1, "Fraction of 'train' held out for evaluation when 'eval' is not given.", min=0, max=0.9
     )
     max_examples: int | None = option(None, "Use at most this many training records (after the split).", min=1)
+    max_eval_examples: int | None = option(None, "Evaluate on at most this many held-out records.", min=1)
     max_length: int = option(512, "Longest sequence in tokens; prompts are cut from the oldest token first.", min=8)
     packing: bool = option(False, "Pack several examples per sequence (no attention across their boundaries).")
     loss_on: Literal["all_assistant", "last_assistant"] = option(
@@ -86,12 +87,13 @@ class TrainConfig:
     max_steps: int | None = option(None, "Optimizer steps to run; overrides epochs.", min=1)
     batch_size: int = option(
         8,
-        "Sequences per optimizer step, across all processes and accumulation (for SFT a sequence is one "
-        "example, or one packed row with packing on). Must equal micro_batch_size x processes x accumulation.",
+        "Training examples per optimizer step, across all processes and accumulation. An example is, for SFT, "
+        "one sequence (or one packed row with packing on); for a reward model, one prompt's comparison group "
+        "(a pair, or all pairs of a ranking). Must equal micro_batch_size x processes x accumulation.",
         min=1,
     )
     micro_batch_size: int = option(
-        2, "Sequences per forward pass on one process; accumulation = batch_size / (this x processes).", min=1
+        2, "Examples per forward pass on one process; accumulation = batch_size / (this x processes).", min=1
     )
     learning_rate: float = option(2e-5, "Peak learning rate of AdamW.", min=0)
     weight_decay: float = option(0.0, "AdamW decoupled weight decay.", min=0)

@@ -306,6 +306,4 @@ def load_records(source: str, kind: str, *, split: str = "train", on_error: str 
     if not records:
         first = f"; first skipped: {skipped[0][0]}: {skipped[0][1]}" if skipped else ""
         raise DataError(source, f"no {kind} records ({len(skipped)} rows skipped{first})")
-    if skipped:
-        log.warning("%s: skipped %d bad rows; first: %s: %s", source, len(skipped), *skipped[0])
     return LoadedRecords(records=records, skipped=skipped, locations=locations)

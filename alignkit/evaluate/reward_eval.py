@@ -10,10 +10,10 @@ import json
 from pathlib import Path
 
 import torch
-import yaml
 
+from alignkit.config import RMConfig, load_config
+from alignkit.data.prepare import load_split
 from alignkit.data.sources import load_records
-from alignkit.data.split import holdout_split
 from alignkit.errors import AlignkitError
 from alignkit.evaluate import reward_metrics as rm
 from alignkit.io import atomic_write_json
@@ -28,12 +28,8 @@ def held_out_pairs(run_dir: Path, data: str | None) -> list:
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
         raise AlignkitError(f"{run_dir}: no config.yaml to rebuild the held-out split from; pass --data")
-    config = yaml.safe_load(config_path.read_text())
-    source, fraction = config["data"]["train"], config["data"]["eval_fraction"]
-    if config["data"].get("eval"):
-        return load_records(config["data"]["eval"], "preference", on_error="skip").records
-    records = load_records(source, "preference", on_error="skip").records
-    return holdout_split(records, fraction, config["train"]["seed"])[1]
+    config = load_config(RMConfig, config_path)
+    return [record for record, _ in load_split(config.data, "preference", seed=config.train.seed)[1]]
 
 
 def evaluate_reward_model(model: str, data: str | None = None, *, combine: str = "mean", lam: float = 1.0,

@@ -15,7 +15,9 @@ from alignkit.models import load_tokenizer
 from alignkit.models.scorer import RewardScorer
 from alignkit.train.reward import run_rm
 
-WORDS = "river stone cloud paper music garden window letter bridge candle forest silver".split()
+WORDS = [
+    "river", "stone", "cloud", "paper", "music", "garden", "window", "letter", "bridge", "candle", "forest", "silver"
+]
 
 
 def planted_pairs(n: int, seed: int = 0) -> list[dict]:

@@ -2,8 +2,8 @@
 
 from alignkit.models.loading import (
     load_causal_lm,
-    load_pretrained,
     load_model_and_tokenizer,
+    load_pretrained,
     load_tokenizer,
     resolve_model_path,
     save_model,

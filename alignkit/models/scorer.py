@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from alignkit.data.comparisons import tokenize_response
 from alignkit.data.collate import collate
+from alignkit.data.comparisons import tokenize_response
 from alignkit.data.records import as_messages
 from alignkit.data.tokenize import IGNORE_INDEX
 from alignkit.evaluate.reward_metrics import combine_ensemble

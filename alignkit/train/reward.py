@@ -73,7 +73,8 @@ def run_rm(config: RMConfig, *, resume: bool = False) -> list[RunResult]:
         train = config.train if size == 1 else _member_train_config(config, member)
         groups = _bootstrap(train_groups, train.seed) if config.reward.bootstrap and size > 1 else train_groups
         model = load_reward_model(config.model, config.lora, config.reward.pooling)
-        engine = Engine(model, tokenizer, RewardStep(tokenizer.pad_token_id, config.reward.centering), train, member_dir)
+        step = RewardStep(tokenizer.pad_token_id, config.reward.centering)
+        engine = Engine(model, tokenizer, step, train, member_dir)
         results.append(engine.fit(groups, eval_groups, resume=resume, merge_lora=config.lora.merge_on_save))
     if size > 1 and engine.is_main:
         members = [f"member-{i}/model" for i in range(size)]

@@ -10,7 +10,7 @@ from transformers import AutoModelForSequenceClassification
 
 from alignkit.cli import main
 from alignkit.config import RMConfig, load_config
-from alignkit.errors import DataError
+from alignkit.errors import AlignkitError, DataError
 from alignkit.models import load_tokenizer
 from alignkit.models.scorer import RewardScorer
 from alignkit.train.reward import run_rm
@@ -128,3 +128,19 @@ def test_identical_pairs_are_skipped_and_counted(tiny_model_dir, tmp_path, capsy
     data = write_jsonl(tmp_path / "pairs.jsonl", rows)
     run_rm(rm_config(tiny_model_dir, tmp_path / "run", data, "train.epochs=1", "data.eval_fraction=0"))
     assert "skipped 3 pairs with identical chosen and rejected" in capsys.readouterr().err
+
+
+def test_length_normalised_scores_subtract_the_stored_fit(planted_run):
+    assert main(["eval", "rm", "--model", str(planted_run)]) == 0
+    fit = json.loads((planted_run / "eval.json").read_text())["rm_eval"]["length_fit"]
+    prompts, responses = ["Tell me about rivers"] * 2, ["a banana river", "a much longer plain river story"]
+    plain = RewardScorer(planted_run)
+    lengths = plain.response_lengths(responses).float()
+    expected = plain.score(prompts, responses) - (fit["slope"] * lengths + fit["intercept"])
+    normalised = RewardScorer(planted_run, length_normalise=True).score(prompts, responses)
+    assert torch.allclose(normalised, expected, atol=1e-5)
+
+
+def test_length_normalising_without_a_fit_is_a_clear_error(tiny_model_dir, tmp_path):
+    with pytest.raises(AlignkitError, match="no length fit in eval.json; run `alignkit eval rm"):
+        RewardScorer(tiny_model_dir, length_normalise=True)

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-
 from alignkit.config import RMConfig, load_config
 from alignkit.data.prepare import load_split
 from alignkit.data.sources import load_records
@@ -44,7 +42,7 @@ def evaluate_reward_model(model: str, data: str | None = None, *, combine: str =
     responses = [p.chosen for p in pairs] + [p.rejected for p in pairs]
     rewards, spread = scorer.score(prompts, responses, return_spread=True)
     chosen, rejected = rewards[: len(pairs)], rewards[len(pairs) :]
-    lengths = torch.tensor([len(scorer.tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses])
+    lengths = scorer.response_lengths(responses)
     slope, intercept = rm.length_residual_fit(rewards, lengths)
     report = {
         "pairs": len(pairs),

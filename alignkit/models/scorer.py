@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,7 +12,8 @@ from alignkit.data.collate import collate
 from alignkit.data.comparisons import tokenize_response
 from alignkit.data.records import as_messages
 from alignkit.data.tokenize import IGNORE_INDEX
-from alignkit.evaluate.reward_metrics import combine_ensemble
+from alignkit.errors import AlignkitError
+from alignkit.evaluate.reward_metrics import combine_ensemble, length_residual
 from alignkit.models.loading import load_tokenizer
 from alignkit.models.reward import ensemble_members, load_trained_reward_model
 
@@ -19,7 +21,12 @@ from alignkit.models.reward import ensemble_members, load_trained_reward_model
 class RewardScorer:
     """``score(prompts, responses) -> Tensor``: batched, without gradients, with the chat-template
     rendering used in training. An ensemble combines its members by ``combine``: ``mean``, ``min``
-    (worst case) or ``mean_minus_std`` (mean - lam · std, an uncertainty penalty)."""
+    (worst case) or ``mean_minus_std`` (mean - lam · std, an uncertainty penalty).
+
+    ``length_normalise=True`` returns r - (slope · length + intercept), the residual of the
+    least-squares fit of reward on response length (in tokens) that ``alignkit eval rm`` stores in
+    the run's eval.json, so a policy gains nothing from length alone (Singhal et al. 2023).
+    """
 
     def __init__(
         self,
@@ -30,8 +37,10 @@ class RewardScorer:
         batch_size: int = 8,
         max_length: int = 1024,
         device: str | torch.device = "cpu",
+        length_normalise: bool = False,
     ):
         folders = ensemble_members(path)
+        self.length_fit = _length_fit(Path(path)) if length_normalise else None
         self.members = [load_trained_reward_model(str(folder), device) for folder in folders]
         self.tokenizer = load_tokenizer(str(folders[0]))
         self.combine, self.lam = combine, lam
@@ -46,16 +55,34 @@ class RewardScorer:
             tokenize_response(as_messages(p, f"prompt {i}"), r, self.tokenizer, self.max_length, f"response {i}")
             for i, (p, r) in enumerate(zip(prompts, responses, strict=True))
         ]
+        # Batches of similar length waste little on padding; scores go back to the input order.
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i].input_ids))
         scores = torch.empty(len(self.members), len(rows))
         for start in range(0, len(rows), self.batch_size):
-            batch = collate(rows[start : start + self.batch_size], self.tokenizer.pad_token_id)
+            chosen = order[start : start + self.batch_size]
+            batch = collate([rows[i] for i in chosen], self.tokenizer.pad_token_id)
             response_mask = (batch["labels"] != IGNORE_INDEX).to(self.device)
             ids, mask = batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
             for m, model in enumerate(self.members):
-                scores[m, start : start + len(ids)] = model(ids, mask, response_mask).cpu()
+                scores[m, chosen] = model(ids, mask, response_mask).cpu()
         return scores
+
+    def response_lengths(self, responses: Sequence[str]) -> torch.Tensor:
+        """Response lengths in tokens (the length the diagnostics and the length fit use)."""
+        return torch.tensor([len(self.tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses])
 
     def score(self, prompts: Sequence, responses: Sequence[str], *, return_spread: bool = False):
         """Combined rewards, shape (N,); with ``return_spread`` also the members' std, shape (N,)."""
         combined, spread = combine_ensemble(self.member_scores(prompts, responses), self.combine, self.lam)
+        if self.length_fit is not None:
+            combined = length_residual(combined, self.response_lengths(responses), *self.length_fit)
         return (combined, spread) if return_spread else combined
+
+
+def _length_fit(run_dir: Path) -> tuple[float, float]:
+    """(slope, intercept) stored by ``alignkit eval rm`` in ``run_dir/eval.json``."""
+    report = run_dir / "eval.json"
+    fit = json.loads(report.read_text()).get("rm_eval", {}).get("length_fit") if report.is_file() else None
+    if fit is None:
+        raise AlignkitError(f"{run_dir}: no length fit in eval.json; run `alignkit eval rm --model {run_dir}` first")
+    return fit["slope"], fit["intercept"]

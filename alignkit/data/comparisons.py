@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from alignkit.data.collate import collate
+from alignkit.data.prepare import console
 from alignkit.data.records import Demonstration, PreferencePair, Ranking
 from alignkit.data.tokenize import IGNORE_INDEX, TokenizedExample, tokenize_demonstration
 from alignkit.losses.reward import ranking_to_pairs
@@ -51,6 +52,15 @@ def ranking_group(ranking: Ranking, tokenizer, max_length: int, location: str) -
     sequences = [tokenize_response(ranking.prompt, text, tokenizer, max_length, location)
                  for text in ranking.responses]
     return ComparisonGroup(sequences, pairs, [math.nan] * len(pairs), [math.nan] * len(pairs), ties)
+
+
+def drop_identical_pairs(records: list[tuple[PreferencePair, str]], label: str) -> list:
+    """``(pair, location)`` items without the pairs whose chosen and rejected are the same text
+    (they teach nothing); how many were dropped is printed."""
+    kept = [(r, where) for r, where in records if r.chosen.strip() != r.rejected.strip()]
+    if len(kept) < len(records):
+        console.print(f"[yellow]{label}: skipped {len(records) - len(kept)} pairs with identical chosen and rejected")
+    return kept
 
 
 def collate_groups(groups: list[ComparisonGroup], pad_token_id: int) -> dict[str, torch.Tensor]:

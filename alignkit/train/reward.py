@@ -5,8 +5,8 @@ from dataclasses import replace
 import torch
 
 from alignkit.config import RMConfig
-from alignkit.data.comparisons import collate_groups, pair_group, ranking_group
-from alignkit.data.prepare import console, load_split, tokenize_records
+from alignkit.data.comparisons import collate_groups, drop_identical_pairs, pair_group, ranking_group
+from alignkit.data.prepare import load_split, tokenize_records
 from alignkit.io import atomic_write_json
 from alignkit.losses.reward import pairwise_reward_loss
 from alignkit.models.reward import ENSEMBLE_FILE, load_reward_model
@@ -59,7 +59,7 @@ def run_rm(config: RMConfig, *, resume: bool = False) -> list[RunResult]:
 
     def prepare(records, label):
         if kind == "preference":
-            records = _drop_identical(records, label)
+            records = drop_identical_pairs(records, label)
         return tokenize_records(
             records, label, lambda r, where: to_group(r, tokenizer, config.data.max_length, where),
             on_error=config.data.on_error,
@@ -80,14 +80,6 @@ def run_rm(config: RMConfig, *, resume: bool = False) -> list[RunResult]:
         members = [f"member-{i}/model" for i in range(size)]
         atomic_write_json(run_dir / ENSEMBLE_FILE, {"members": members, "bootstrap": config.reward.bootstrap})
     return results
-
-
-def _drop_identical(records: list, label: str) -> list:
-    """Pairs whose chosen and rejected are the same text teach nothing: skip and count them."""
-    kept = [(r, where) for r, where in records if r.chosen.strip() != r.rejected.strip()]
-    if len(kept) < len(records):
-        console.print(f"[yellow]{label}: skipped {len(records) - len(kept)} pairs with identical chosen and rejected")
-    return kept
 
 
 def _member_train_config(config: RMConfig, member: int):

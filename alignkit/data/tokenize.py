@@ -18,9 +18,7 @@ import dataclasses
 
 from alignkit.data.records import Demonstration
 from alignkit.errors import AlignkitError, DataError
-
-IGNORE_INDEX = -100
-"""Label of positions left out of the loss (the ``ignore_index`` of ``torch.nn.functional.cross_entropy``)."""
+from alignkit.losses.sft import IGNORE_INDEX  # the label of positions left out of the loss
 
 LOSS_ON = ("all_assistant", "last_assistant")
 

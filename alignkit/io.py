@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 
-def atomic_write_text(path: str | Path, text: str, *, encoding: str = "utf-8") -> Path:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``; returns the path.
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace``; returns the path.
 
     The parent folder is created when missing. The data is flushed to disk before the rename.
     """
@@ -27,8 +27,8 @@ def atomic_write_text(path: str | Path, text: str, *, encoding: str = "utf-8") -
     tmp = _temp_sibling(path, "tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        with os.fdopen(fd, "w", encoding=encoding) as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -37,6 +37,11 @@ def atomic_write_text(path: str | Path, text: str, *, encoding: str = "utf-8") -
             os.unlink(tmp)
         raise
     return path
+
+
+def atomic_write_text(path: str | Path, text: str, *, encoding: str = "utf-8") -> Path:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_write_bytes`); returns the path."""
+    return atomic_write_bytes(path, text.encode(encoding))
 
 
 def atomic_write_json(path: str | Path, obj: Any, *, indent: int = 2) -> Path:

@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+from helpers import write_jsonl
 
 from alignkit.data import sources
 from alignkit.data.readers import read_rows
@@ -23,13 +24,6 @@ def hh_rows(data_dir):
 @pytest.fixture(autouse=True)
 def local_data(data_dir, monkeypatch):
     monkeypatch.setenv("ALIGNKIT_DATA_DIR", str(data_dir))
-
-
-def write_jsonl(path, rows):
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "wt", encoding="utf-8") as out:
-        out.write("".join(json.dumps(row) + "\n" for row in rows))
-    return path
 
 
 # ---------------------------------------------------------------- readers

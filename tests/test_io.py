@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from alignkit.io import atomic_directory, atomic_write_json, atomic_write_text
+from alignkit.io import atomic_directory, atomic_write_bytes, atomic_write_json, atomic_write_text
 
 
 def _names(folder):
@@ -20,11 +20,11 @@ def test_atomic_write_text_writes_and_replaces(tmp_path):
     assert _names(path.parent) == ["out.txt"]
 
 
-def test_atomic_write_text_failure_keeps_old_file_and_leaves_no_temp(tmp_path):
+def test_atomic_write_failure_keeps_old_file_and_leaves_no_temp(tmp_path):
     path = tmp_path / "out.txt"
     path.write_text("old")
     with pytest.raises(TypeError):
-        atomic_write_text(path, b"not text")  # the write itself raises, after the temp file exists
+        atomic_write_bytes(path, "not bytes")  # the write itself raises, after the temp file exists
     assert path.read_text() == "old"
     assert _names(tmp_path) == ["out.txt"]
 

@@ -2,10 +2,10 @@
 ensembles, rankings and the bad-input rules."""
 
 import json
-import random
 
 import pytest
 import torch
+from helpers import WORDS, planted_pairs, write_jsonl
 from transformers import AutoModelForSequenceClassification
 
 from alignkit.cli import main
@@ -14,28 +14,6 @@ from alignkit.errors import AlignkitError, DataError
 from alignkit.models import load_tokenizer
 from alignkit.models.scorer import RewardScorer
 from alignkit.train.reward import run_rm
-
-WORDS = [
-    "river", "stone", "cloud", "paper", "music", "garden", "window", "letter", "bridge", "candle", "forest", "silver"
-]
-
-
-def planted_pairs(n: int, seed: int = 0) -> list[dict]:
-    """Chosen responses contain the word 'banana'; rejected ones do not. Otherwise alike."""
-    rng = random.Random(seed)
-    rows = []
-    for _ in range(n):
-        prompt = "Tell me about " + rng.choice(WORDS)
-        base = [rng.choice(WORDS) for _ in range(rng.randint(4, 9))]
-        chosen = list(base)
-        chosen.insert(rng.randrange(len(chosen) + 1), "banana")
-        rows.append({"prompt": prompt, "chosen": " ".join(chosen), "rejected": " ".join(base + [rng.choice(WORDS)])})
-    return rows
-
-
-def write_jsonl(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
 
 
 def rm_config(model_dir, out, data, *extra):

@@ -124,3 +124,23 @@ def test_other_problems(tokenizer):
         tokenize_demonstration(starts_with_reply, TemplateOverride(tokenizer, None), max_length=64)
     with pytest.raises(ValueError, match="loss_on must be one of"):
         tokenize_demonstration(starts_with_reply, tokenizer, max_length=64, loss_on="prompt")
+
+
+def test_replies_to_one_prompt_keep_the_same_prompt_tokens_when_truncated(data_dir, tokenizer):
+    """Chosen and rejected of different lengths lose the same oldest tokens, so they share one prompt."""
+    from alignkit.data.comparisons import tokenize_responses
+
+    rows = list(itertools.islice(read_rows(str(data_dir / "hh-rlhf" / "harmless-base.jsonl.gz")), 60))
+    pairs = [DATASETS["hh-rlhf-harmless"].adapters["preference"](row, where)[0] for where, row in rows]
+    truncated = 0
+    for pair in pairs:
+        try:
+            chosen, rejected = tokenize_responses(pair.prompt, (pair.chosen, pair.rejected), tokenizer, 96, "pair")
+        except DataError:
+            continue  # a reply longer than 96 tokens on its own
+        first_c = next(t for t, label in enumerate(chosen.labels) if label != IGNORE_INDEX)
+        first_r = next(t for t, label in enumerate(rejected.labels) if label != IGNORE_INDEX)
+        assert chosen.input_ids[:first_c] == rejected.input_ids[:first_r]
+        assert max(len(chosen.input_ids), len(rejected.input_ids)) <= 96
+        truncated += chosen.truncated_tokens > 0
+    assert truncated >= 10  # the case that matters was exercised

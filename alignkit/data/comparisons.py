@@ -39,9 +39,22 @@ def tokenize_response(prompt, response: str, tokenizer, max_length: int, locatio
     return tokenize_demonstration(record, tokenizer, max_length=max_length, loss_on="last_assistant", location=location)
 
 
+def tokenize_responses(prompt, responses, tokenizer, max_length: int, location: str) -> list[TokenizedExample]:
+    """Several replies to one prompt, each as :func:`tokenize_response`, with the *same* prompt tokens.
+
+    Left truncation cuts each sequence by its own excess; replies of different lengths would then be
+    compared under different prompts. Here every sequence loses c = the largest excess, so all keep
+    the same prompt suffix. (Each sequence is checked to fit on its own first; the prompt is shared,
+    so a cut that leaves the longest one's final reply whole leaves every reply whole.)
+    """
+    sequences = [tokenize_response(prompt, text, tokenizer, max_length, location) for text in responses]
+    cut = max(s.truncated_tokens for s in sequences)
+    return [TokenizedExample(s.input_ids[cut - s.truncated_tokens:], s.labels[cut - s.truncated_tokens:], cut)
+            for s in sequences]
+
+
 def pair_group(pair: PreferencePair, tokenizer, max_length: int, location: str) -> ComparisonGroup:
-    sequences = [tokenize_response(pair.prompt, text, tokenizer, max_length, location)
-                 for text in (pair.chosen, pair.rejected)]
+    sequences = tokenize_responses(pair.prompt, (pair.chosen, pair.rejected), tokenizer, max_length, location)
     margin = math.nan if pair.margin is None else float(pair.margin)
     label = math.nan if pair.label is None else float(pair.label)
     return ComparisonGroup(sequences, [(0, 1)], [margin], [label])
@@ -49,8 +62,7 @@ def pair_group(pair: PreferencePair, tokenizer, max_length: int, location: str) 
 
 def ranking_group(ranking: Ranking, tokenizer, max_length: int, location: str) -> ComparisonGroup:
     pairs, ties = ranking_to_pairs(ranking.ranks, location=location)
-    sequences = [tokenize_response(ranking.prompt, text, tokenizer, max_length, location)
-                 for text in ranking.responses]
+    sequences = tokenize_responses(ranking.prompt, ranking.responses, tokenizer, max_length, location)
     return ComparisonGroup(sequences, pairs, [math.nan] * len(pairs), [math.nan] * len(pairs), ties)
 
 

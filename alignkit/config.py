@@ -158,31 +158,144 @@ class RMConfig:
     reward: RewardConfig = dataclasses.field(default_factory=RewardConfig)
 
 
+@dataclasses.dataclass
+class PreferenceConfig:
+    loss: Literal["dpo", "cdpo", "ipo", "hinge", "kto", "orpo", "simpo"] = option(
+        "dpo",
+        "Objective. dpo: -log sigma(beta h), Rafailov et al. 2023. cdpo: DPO with labels flipped with "
+        "probability label_smoothing, Mitchell 2023. ipo: (h - 1/(2 beta))^2 on length-averaged log-probs, "
+        "Azar et al. 2023. hinge: max(0, 1 - beta h), SLiC-HF, Zhao et al. 2023. kto: desirable/undesirable "
+        "single replies, Ethayarajh et al. 2024. orpo: SFT + odds-ratio term, no reference, Hong et al. 2024. "
+        "simpo: length-averaged reward with target margin, no reference, Meng et al. 2024. Here "
+        "h = log pi(y_c)/pi_ref(y_c) - log pi(y_r)/pi_ref(y_r).",
+    )
+    beta: float = option(
+        0.1,
+        "Inverse temperature of the implicit reward beta log(pi/pi_ref) (DPO, cDPO, hinge, KTO); IPO's tau; "
+        "SimPO's beta (the paper uses 2.0-2.5). Smaller beta lets the policy move further from the reference.",
+        min=1e-6,
+    )
+    label_smoothing: float = option(
+        0.0, "cDPO: probability epsilon that a preference label is wrong (Mitchell 2023).", min=0, max=0.5
+    )
+    simpo_gamma: float = option(
+        0.5, "SimPO: target reward margin gamma between chosen and rejected (Meng et al. 2024, eq. 6).", min=0
+    )
+    orpo_lambda: float = option(
+        0.1, "ORPO: weight lambda of the odds-ratio term added to the chosen reply's NLL (Hong et al. 2024).", min=0
+    )
+    kto_desirable_weight: float = option(
+        1.0, "KTO: lambda_D, weight of desirable examples (Ethayarajh et al. 2024, eq. 8).", min=0
+    )
+    kto_undesirable_weight: float = option(
+        1.0,
+        "KTO: lambda_U, weight of undesirable examples; the paper advises lambda_D n_D / (lambda_U n_U) "
+        "in [1, 4/3].",
+        min=0,
+    )
+    data_format: Literal["pairs", "unpaired"] = option(
+        "pairs",
+        "Training records: preference pairs, or (KTO only) single replies marked desirable or not. KTO on "
+        "pairs treats each chosen reply as desirable and each rejected one as undesirable.",
+    )
+    reference: Literal["auto", "copy", "adapter", "precomputed", "none"] = option(
+        "auto",
+        "Reference model pi_ref (the starting policy). copy: a frozen second copy in memory. adapter: with "
+        "LoRA, the policy with its adapters disabled (no second copy). precomputed: one pass over the data "
+        "before training, log-probs cached in output_dir/reference_logps.safetensors and reused on resume. "
+        "none: ORPO and SimPO, which use no reference. auto: none for ORPO/SimPO, else adapter with LoRA, "
+        "else copy.",
+    )
+
+
+def _dpo_data() -> DataConfig:
+    return DataConfig(train="hh-rlhf-harmless", on_error="skip", max_length=384)
+
+
+def _dpo_train() -> TrainConfig:
+    return TrainConfig(learning_rate=5e-7, batch_size=8, micro_batch_size=2, warmup_steps=0)
+
+
+@dataclasses.dataclass
+class DPOConfig:
+    """Preference optimisation without a reward model: DPO and its family. A batch element is one
+    preference pair (or, for KTO on unpaired data, one reply)."""
+
+    output_dir: str = option("runs/dpo", "Folder for the model, metrics, eval.json and the reference cache.")
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    lora: LoraConfig = dataclasses.field(default_factory=LoraConfig)
+    data: DataConfig = dataclasses.field(default_factory=_dpo_data)
+    train: TrainConfig = dataclasses.field(default_factory=_dpo_train)
+    preference: PreferenceConfig = dataclasses.field(default_factory=PreferenceConfig)
+
+
+@dataclasses.dataclass
+class GenerationConfig:
+    """Sampling replies from a policy: one reply per prompt."""
+
+    max_new_tokens: int = option(
+        128, "Longest reply in tokens, its stop token included; a reply not stopped by then is cut (unfinished).", min=1
+    )
+    temperature: float = option(
+        0.7, "Softmax temperature of sampling; 0 is greedy decoding (always the most likely token).", min=0
+    )
+    top_p: float = option(
+        1.0, "Nucleus sampling: keep the smallest set of tokens whose probability reaches top_p (1: all).",
+        min=1e-6, max=1,
+    )
+    top_k: int = option(0, "Sample among the k most likely tokens only (0: no top-k limit).", min=0)
+    batch_size: int = option(16, "Prompts per generate call (prompts of similar length are batched together).", min=1)
+    max_prompt_length: int = option(
+        512, "Longest prompt in tokens (chat template included); longer ones lose their oldest tokens, counted.", min=1
+    )
+    seed: int = option(0, "Seed of the sampling; the same seed, prompts and batch_size give the same replies on CPU.")
+
+
 # ---------------------------------------------------------------- loading and validation
 
 
 def load_config(cls: type, path: str | Path | None = None, overrides: list[str] = ()) -> Any:
     """Build a validated ``cls`` from an optional YAML file and ``key.sub=value`` overrides."""
-    raw: dict = {}
-    where = "config"
-    if path is not None:
-        where = str(path)
-        try:
-            text = Path(path).read_text()
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
-        try:
-            raw = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a mapping of keys to values at the top level")
+    raw = _read_yaml(path) if path is not None else {}
+    where = "config" if path is None else str(path)
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set train.learning_rate=1e-5")
         _assign(raw, key.strip().split("."), yaml.safe_load(value) if value else "")
     return _build(cls(), raw, prefix="", where=where)
+
+
+def load_sections(path: str | Path, sections: dict[str, type]) -> dict[str, Any]:
+    """The sections of the YAML config at ``path`` named in ``sections`` (name -> config class), each
+    validated as its class; a section the file lacks is left out, and other keys are not checked.
+
+    For reading parts of a run's ``config.yaml`` (e.g. its ``data`` and ``train.seed``) without
+    knowing which stage wrote it.
+    """
+    raw = _read_yaml(path)
+    found = {}
+    for name, cls in sections.items():
+        if name in raw:
+            if not isinstance(raw[name], dict):
+                raise ConfigError(f"{path}: '{name}' is a section; expected a mapping, got {raw[name]!r}")
+            found[name] = _build(cls(), raw[name], prefix=name + ".", where=str(path))
+    return found
+
+
+def _read_yaml(path: str | Path) -> dict:
+    """The top-level mapping of a YAML file; ConfigError when it cannot be read or is not a mapping."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys to values at the top level")
+    return raw
 
 
 def _assign(tree: dict, keys: list[str], value: Any) -> None:

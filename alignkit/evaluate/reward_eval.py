@@ -9,11 +9,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from alignkit.config import RMConfig, load_config
-from alignkit.data.prepare import load_split
 from alignkit.data.sources import load_records
 from alignkit.errors import AlignkitError
 from alignkit.evaluate import reward_metrics as rm
+from alignkit.evaluate.held_out import held_out_records
 from alignkit.io import atomic_write_json
 from alignkit.models.scorer import RewardScorer
 from alignkit.train.reporting import console, summary_table
@@ -23,11 +22,7 @@ def held_out_pairs(run_dir: Path, data: str | None) -> list:
     """Preference pairs to evaluate on: all of ``data``, or the run's held-out split."""
     if data is not None:
         return load_records(data, "preference", on_error="skip").records
-    config_path = run_dir / "config.yaml"
-    if not config_path.is_file():
-        raise AlignkitError(f"{run_dir}: no config.yaml to rebuild the held-out split from; pass --data")
-    config = load_config(RMConfig, config_path)
-    return [record for record, _ in load_split(config.data, "preference", seed=config.train.seed)[1]]
+    return held_out_records(run_dir, "preference")
 
 
 def evaluate_reward_model(model: str, data: str | None = None, *, combine: str = "mean", lam: float = 1.0,

@@ -59,6 +59,12 @@ def resolve_model_path(name: str, cache_dir: str = DEFAULT_CACHE_DIR) -> str:
     return name
 
 
+def model_folder(path: str | Path) -> Path:
+    """The model folder of a run folder (its ``model/``), or ``path`` itself when it has no ``model/``."""
+    path = Path(path)
+    return path / "model" if (path / "model").is_dir() else path
+
+
 def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
     """``AutoTokenizer`` for a folder or hub id, padding on the right with a pad token always set.
 

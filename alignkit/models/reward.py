@@ -22,7 +22,7 @@ from torch import nn
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
 from alignkit.config import LoraConfig, ModelConfig
-from alignkit.models.loading import load_pretrained
+from alignkit.models.loading import load_pretrained, model_folder
 from alignkit.models.lora import apply_lora
 
 POOLINGS = ("last", "mean")
@@ -83,4 +83,4 @@ def ensemble_members(path: str | Path) -> list[Path]:
     listing = path / ENSEMBLE_FILE
     if listing.is_file():
         return [path / member for member in json.loads(listing.read_text())["members"]]
-    return [path / "model" if (path / "model").is_dir() else path]
+    return [model_folder(path)]

@@ -1,0 +1,159 @@
+"""``alignkit eval winrate``: how often a reward model (the judge) prefers one policy's replies to another's.
+
+Each policy samples one reply per prompt; the judge scores every (prompt, reply); the policy wins a
+prompt when its reply scores higher than the baseline's. The interval is a bootstrap over prompts.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from alignkit.config import GenerationConfig, to_dict
+from alignkit.data.records import Demonstration
+from alignkit.data.sources import load_records
+from alignkit.errors import AlignkitError
+from alignkit.evaluate.held_out import held_out_records
+from alignkit.io import atomic_write_json, atomic_write_text
+from alignkit.models.scorer import RewardScorer
+from alignkit.rl.generation import Completion, load_policy_generator
+from alignkit.train.reporting import console, summary_table
+
+
+@dataclass(frozen=True)
+class WinRate:
+    """Wins, losses and ties of A over B on ``n`` prompts, the win rate and its bootstrap interval."""
+
+    n: int
+    wins: int
+    losses: int
+    ties: int
+    rate: float
+    ci_low: float
+    ci_high: float
+
+
+def win_rate(
+    scores_a: torch.Tensor, scores_b: torch.Tensor, *, num_bootstrap: int = 10_000, seed: int = 0,
+    confidence: float = 0.95,
+) -> WinRate:
+    """Win rate of A over B from per-prompt scores (shape (n,) each; a tie is exact equality):
+
+        rate = (wins + ties / 2) / n
+
+    The interval is the percentile bootstrap over prompts: the (1 - confidence)/2 and (1 + confidence)/2
+    quantiles of the rate over ``num_bootstrap`` resamples of the n prompts with replacement. The rate
+    of a resample depends only on how many wins, ties and losses it holds, which are multinomial with
+    the observed proportions, so resamples are drawn as counts (the same distribution, O(1) per resample).
+    The same ``seed`` gives the same interval.
+    """
+    if scores_a.shape != scores_b.shape or scores_a.dim() != 1:
+        raise ValueError(f"expected two score vectors of one shape, got {tuple(scores_a.shape)} "
+                         f"and {tuple(scores_b.shape)}")
+    if scores_a.numel() == 0:
+        raise ValueError("win_rate needs at least one prompt")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    n = scores_a.numel()
+    wins, ties = int((scores_a > scores_b).sum()), int((scores_a == scores_b).sum())
+    counts = np.random.default_rng(seed).multinomial(n, [wins / n, ties / n, (n - wins - ties) / n],
+                                                     size=num_bootstrap)
+    rates = (counts[:, 0] + counts[:, 1] / 2) / n
+    low, high = np.quantile(rates, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return WinRate(n, wins, n - wins - ties, ties, (wins + ties / 2) / n, float(low), float(high))
+
+
+def winrate_prompts(policy: str | Path, data: str | None, num_prompts: int) -> list[tuple[dict, ...]]:
+    """The first ``num_prompts`` distinct prompts: of the preference pairs in ``data`` (any data source),
+    or by default of the held-out split of the policy's run folder (rebuilt from its config.yaml)."""
+    if num_prompts < 1:
+        raise AlignkitError(f"--num-prompts must be at least 1, got {num_prompts}")
+    records = load_records(data, "preference", on_error="skip").records if data else held_out_records(Path(policy))
+    distinct, seen = [], set()
+    for record in records:
+        prompt = record.messages[:-1] if isinstance(record, Demonstration) else record.prompt
+        key = tuple((m["role"], m["content"]) for m in prompt)
+        if key not in seen:
+            seen.add(key)
+            distinct.append(prompt)
+    if not distinct:
+        raise AlignkitError(f"{data or policy}: no prompts to evaluate on")
+    return distinct[:num_prompts]
+
+
+def evaluate_winrate(
+    policy: str, baseline: str, judge: str, prompts: list[tuple[dict, ...]], generation: GenerationConfig,
+    out_dir: Path | None, judge_batch_size: int = 8, judge_max_length: int = 1024,
+    device: str | torch.device | None = None,
+) -> dict:
+    """Sample one reply per prompt from ``policy`` and from ``baseline``, score all with ``judge`` (a
+    reward model, run or ensemble folder) and return the report: win rate of policy over baseline with
+    its 95% interval, wins/losses/ties, and per side the mean reply length in tokens, the fraction of
+    replies cut at max_new_tokens, and the mean reward; seconds spent generating and judging (model
+    loading included). With ``out_dir``, writes ``winrate.json`` (the report) and ``samples.jsonl``
+    (one line per prompt) there, atomically. ``device``: None is the GPU when there is one, else CPU.
+    """
+    if not Path(judge).is_dir():
+        raise AlignkitError(f"judge '{judge}': no such folder (expected a reward-model run, model or ensemble folder)")
+    if not prompts:
+        raise AlignkitError("no prompts to evaluate on")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    start = time.perf_counter()
+    replies = {side: _sample(path, prompts, generation, device) for side, path in (("policy", policy),
+                                                                                   ("baseline", baseline))}
+    generation_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    scorer = RewardScorer(judge, batch_size=judge_batch_size, max_length=judge_max_length, device=device)
+    rewards = {side: scorer.score(prompts, [c.text for c in replies[side]]) for side in replies}
+    judging_seconds = time.perf_counter() - start
+    result = win_rate(rewards["policy"], rewards["baseline"], seed=generation.seed)
+    report = {
+        "policy": str(policy), "baseline": str(baseline), "judge": str(judge), "num_prompts": len(prompts),
+        "win_rate": result.rate, "ci_low": result.ci_low, "ci_high": result.ci_high,
+        "wins": result.wins, "losses": result.losses, "ties": result.ties,
+    }
+    for side, completions in replies.items():
+        report[f"{side}_mean_tokens"] = sum(c.num_tokens for c in completions) / len(completions)
+        report[f"{side}_unfinished"] = sum(not c.finished for c in completions) / len(completions)
+        report[f"{side}_mean_reward"] = float(rewards[side].mean())
+    report.update(generation_seconds=generation_seconds, judging_seconds=judging_seconds,
+                  generation=to_dict(generation))
+    if out_dir is not None:
+        _write(Path(out_dir), report, prompts, replies, rewards)
+    return report
+
+
+def print_report(report: dict, out_dir: Path | None = None) -> None:
+    """The report's numbers as a summary table (and where they were written)."""
+    flat = {k: v for k, v in report.items() if isinstance(v, (int, float))}
+    console.print(summary_table(f"win rate: {report['policy']} vs {report['baseline']}", flat))
+    if out_dir is not None:
+        console.print(f"wrote {Path(out_dir) / 'winrate.json'} and samples.jsonl")
+
+
+def _sample(path: str, prompts: list, generation: GenerationConfig, device) -> list[Completion]:
+    """One reply per prompt from the policy at ``path``; the model is freed before returning."""
+    completions = load_policy_generator(path, device).generate(prompts, generation)
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return completions
+
+
+def _write(out_dir: Path, report: dict, prompts: list, replies: dict, rewards: dict) -> None:
+    lines = []
+    for i, prompt in enumerate(prompts):
+        row = {"prompt": list(prompt)}
+        for side in ("policy", "baseline"):
+            completion = replies[side][i]
+            row.update({side: completion.text, f"{side}_reward": float(rewards[side][i]),
+                        f"{side}_tokens": completion.num_tokens, f"{side}_finished": completion.finished})
+        lines.append(json.dumps(row, ensure_ascii=False) + "\n")
+    atomic_write_text(out_dir / "samples.jsonl", "".join(lines))
+    atomic_write_json(out_dir / "winrate.json", report)

@@ -1,0 +1,144 @@
+"""Sampling replies from a policy: the :class:`GenerationBackend` seam and its transformers implementation.
+
+Whatever samples from a policy (win rates, RL rollouts, AI feedback) asks a backend for one reply per
+prompt. :class:`HFGenerator` runs ``model.generate`` with a KV cache on the model's own device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from alignkit.config import GenerationConfig, ModelConfig
+from alignkit.data.prepare import console
+from alignkit.data.tokenize import tokenize_prompt
+from alignkit.errors import AlignkitError
+from alignkit.models.loading import load_model_and_tokenizer, model_folder
+
+END_OF_TURN = "<|im_end|>"  # ChatML's end of an assistant turn (SmolLM2's eos too)
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One sampled reply.
+
+    ``token_ids``: the generated tokens, up to and including the stop token when there is one (no
+    padding); ``num_tokens`` is their count. ``text``: those tokens decoded, special tokens skipped.
+    ``finished``: the reply ended with a stop token (eos or ``<|im_end|>``) within ``max_new_tokens``;
+    False when it was cut at ``max_new_tokens``.
+    """
+
+    text: str
+    token_ids: tuple[int, ...]
+    num_tokens: int
+    finished: bool
+
+
+class GenerationBackend(Protocol):
+    """Samples one reply per prompt. This is the seam where a faster engine (vLLM on a GPU) plugs in:
+    anything with this ``generate`` can stand in for :class:`HFGenerator`."""
+
+    def generate(self, prompts: Sequence[tuple[dict, ...]], config: GenerationConfig) -> list[Completion]:
+        """One completion per prompt, in the order of ``prompts``.
+
+        A prompt is a tuple of chat messages (as :attr:`~alignkit.data.records.PreferencePair.prompt`),
+        rendered with the model's chat template and its generation prompt (the assistant header).
+        """
+        ...
+
+
+class HFGenerator:
+    """:class:`GenerationBackend` over a transformers causal LM and its tokenizer.
+
+    Prompts are left-padded and batched by length (``config.batch_size`` prompts of similar length per
+    ``model.generate`` call); a reply stops at the tokenizer's eos or ``<|im_end|>``. Temperature 0 is
+    greedy decoding; otherwise sampling with ``temperature``, ``top_p`` and ``top_k``. Each call seeds
+    a private copy of torch's RNG with ``config.seed`` (the caller's RNG state is left as it was), so
+    the same seed, prompts and batch size give the same replies on CPU; vary the seed (e.g. seed + step)
+    for fresh samples. Settings the config does not name come from the model's generation_config.
+    """
+
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase):
+        self.model, self.tokenizer = model, tokenizer
+        self.stop_ids = sorted({tokenizer.eos_token_id, tokenizer.get_vocab().get(END_OF_TURN)} - {None})
+        if not self.stop_ids:
+            raise AlignkitError(f"tokenizer of {tokenizer.name_or_path}: no eos or {END_OF_TURN} token to stop at")
+        pad = tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else self.stop_ids[0]
+
+    @torch.no_grad()
+    def generate(self, prompts: Sequence[tuple[dict, ...]], config: GenerationConfig) -> list[Completion]:
+        """One completion per prompt, in input order. A prompt longer than ``config.max_prompt_length``
+        tokens loses its oldest tokens (how many prompts and tokens is printed). The model is run in
+        eval mode and left in the mode it had."""
+        rows = [tokenize_prompt(prompt, self.tokenizer) for prompt in prompts]
+        cut = [max(0, len(row) - config.max_prompt_length) for row in rows]
+        rows = [row[n:] for row, n in zip(rows, cut, strict=True)]
+        if any(cut):
+            console.print(f"[yellow]generation: {sum(n > 0 for n in cut)} of {len(rows)} prompts longer than "
+                          f"{config.max_prompt_length} tokens ({sum(cut)} tokens cut from the left)")
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+        results: dict[int, Completion] = {}
+        was_training = self.model.training
+        device = self.model.device
+        self.model.eval()
+        try:
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                torch.manual_seed(config.seed)
+                for start in range(0, len(order), config.batch_size):
+                    chosen = order[start : start + config.batch_size]
+                    results.update(zip(chosen, self._generate_batch([rows[i] for i in chosen], config),
+                                       strict=True))
+        finally:
+            self.model.train(was_training)
+        return [results[i] for i in range(len(rows))]
+
+    def _generate_batch(self, rows: list[list[int]], config: GenerationConfig) -> list[Completion]:
+        """Completions of token rows, in the order of ``rows``."""
+        ids, mask = _left_pad(rows, self.pad_id, self.model.device)
+        if config.temperature > 0:
+            sampling = {"do_sample": True, "temperature": config.temperature, "top_p": config.top_p,
+                        "top_k": config.top_k}  # top_k 0 switches top-k off (transformers' default is 50)
+        else:
+            sampling = {"do_sample": False}
+        out = self.model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=config.max_new_tokens,
+            eos_token_id=self.stop_ids,
+            pad_token_id=self.pad_id,
+            use_cache=True,
+            **sampling,
+        )
+        return [self._completion(new.tolist()) for new in out[:, ids.shape[1] :]]
+
+    def _completion(self, new: list[int]) -> Completion:
+        """A completion from the generated tokens of one row (padding after the stop token dropped)."""
+        stop = next((t for t, token in enumerate(new) if token in self.stop_ids), None)
+        kept = new if stop is None else new[: stop + 1]
+        text = self.tokenizer.decode(kept, skip_special_tokens=True)
+        return Completion(text=text, token_ids=tuple(kept), num_tokens=len(kept), finished=stop is not None)
+
+
+def _left_pad(rows: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(input_ids, attention_mask)`` of ``rows`` padded on the left to the longest, on ``device``."""
+    width = max(len(row) for row in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+        mask[i, width - len(row) :] = 1
+    return ids.to(device), mask.to(device)
+
+
+def load_policy_generator(path: str | Path, device: str | torch.device | None = None) -> HFGenerator:
+    """An :class:`HFGenerator` for a policy given as a run folder (its ``model/``), a model folder, or
+    any model name :func:`~alignkit.models.loading.resolve_model_path` accepts; in float32, moved to
+    ``device`` when given."""
+    model, tokenizer = load_model_and_tokenizer(ModelConfig(name=str(model_folder(path))), device)
+    return HFGenerator(model, tokenizer)

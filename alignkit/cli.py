@@ -2,6 +2,7 @@
 
     alignkit sft --config configs/quickstart.yaml --set train.max_steps=10
     alignkit rm --config configs/rm-smollm2-hh.yaml
+    alignkit dpo --config configs/dpo-smollm2-hh.yaml --set preference.loss=ipo
     alignkit eval rm --model runs/rm
     alignkit sft --help          # every option, its type, default and meaning
 
@@ -17,7 +18,7 @@ import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from alignkit.config import RMConfig, SFTConfig, describe, load_config
+from alignkit.config import DPOConfig, RMConfig, SFTConfig, describe, load_config
 from alignkit.errors import AlignkitError
 
 
@@ -40,9 +41,17 @@ def _run_rm(config: RMConfig, resume: bool) -> None:
     run_rm(config, resume=resume)
 
 
+def _run_dpo(config: DPOConfig, resume: bool) -> None:
+    from alignkit.train.preference import run_dpo
+
+    run_dpo(config, resume=resume)
+
+
 STAGES = {
     "sft": Stage(SFTConfig, _run_sft, "Supervised fine-tuning on demonstrations (stage 1 of RLHF)."),
     "rm": Stage(RMConfig, _run_rm, "A reward model from human comparisons or rankings (stage 2 of RLHF)."),
+    "dpo": Stage(DPOConfig, _run_dpo, "Preference optimisation without a reward model: DPO, cDPO, IPO, hinge, "
+                 "KTO, ORPO, SimPO."),
 }
 
 
@@ -62,16 +71,48 @@ def _add_eval_commands(commands) -> None:
     rm.add_argument("--lam", type=float, default=1.0, help="λ of mean_minus_std (default: 1.0).")
     rm.add_argument("--max-length", type=int, default=1024, help="Longest scored sequence in tokens.")
     rm.add_argument("--batch-size", type=int, default=8, help="Sequences per forward pass.")
+    winrate = kinds.add_parser(
+        "winrate",
+        help="Win rate of a policy over a baseline policy, judged by a reward model.",
+        description="Samples one reply per prompt from each policy, scores both with the judge and reports how "
+        "often the policy's reply scores higher (ties count half), with a 95% bootstrap interval over prompts. "
+        "Writes winrate.json and samples.jsonl to --out.",
+    )
+    winrate.add_argument("--policy", required=True, help="The policy: a run folder or model folder.")
+    winrate.add_argument("--baseline", required=True, help="The policy compared against: a run or model folder, "
+                         "or any model name (e.g. smollm2-135m).")
+    winrate.add_argument("--judge", required=True, help="A reward-model run folder, model folder or ensemble folder.")
+    winrate.add_argument("--data", help="Prompts of these preference pairs (any data source); default: the "
+                         "held-out split of the policy's run folder.")
+    winrate.add_argument("--num-prompts", type=int, default=100, help="Evaluate on the first N distinct prompts.")
+    winrate.add_argument("--max-new-tokens", type=int, default=128, help="Longest reply in tokens.")
+    winrate.add_argument("--temperature", type=float, default=0.7, help="Sampling temperature; 0 is greedy.")
+    winrate.add_argument("--top-p", type=float, default=1.0, help="Nucleus sampling threshold (1: off).")
+    winrate.add_argument("--seed", type=int, default=0, help="Seed of the sampling and of the bootstrap.")
+    winrate.add_argument("--batch-size", type=int, default=16, help="Prompts per generate call.")
+    winrate.add_argument("--out", help="Output folder (default: <policy>/winrate-vs-<baseline folder name>).")
 
 
 def _run_eval(args) -> None:
     from pathlib import Path
 
-    from alignkit.evaluate.reward_eval import evaluate_reward_model, write_report
+    if args.eval_kind == "rm":
+        from alignkit.evaluate.reward_eval import evaluate_reward_model, write_report
 
-    report = evaluate_reward_model(args.model, args.data, combine=args.combine, lam=args.lam,
-                                   max_length=args.max_length, batch_size=args.batch_size)
-    write_report(Path(args.model), report)
+        report = evaluate_reward_model(args.model, args.data, combine=args.combine, lam=args.lam,
+                                       max_length=args.max_length, batch_size=args.batch_size)
+        write_report(Path(args.model), report)
+        return
+    from alignkit.config import GenerationConfig
+    from alignkit.evaluate.winrate import evaluate_winrate, print_report, winrate_prompts
+
+    flags = {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "top_p": args.top_p,
+             "seed": args.seed, "batch_size": args.batch_size}
+    generation = load_config(GenerationConfig, None, [f"{key}={value}" for key, value in flags.items()])
+    prompts = winrate_prompts(args.policy, args.data, args.num_prompts)
+    out = Path(args.out) if args.out else Path(args.policy) / f"winrate-vs-{Path(args.baseline).name}"
+    report = evaluate_winrate(args.policy, args.baseline, args.judge, prompts, generation, out)
+    print_report(report, out)
 
 
 def options_help(config_cls: type) -> str:

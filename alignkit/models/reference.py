@@ -1,0 +1,128 @@
+"""The reference model π_ref: the frozen starting policy that the DPO family (and RL's KL penalty)
+measure the policy against. Three ways to get its log-probabilities:
+
+- :class:`FrozenCopy`: a second copy of the starting model, frozen and in eval mode (2× weights).
+- :class:`DisabledAdapter`: with LoRA, the policy itself with its adapters switched off (peft's
+  ``disable_adapter``); LoRA's B starts at zero, so this *is* the starting model, at no memory cost.
+- :class:`Precomputed`: one pass over the data before training (:func:`precompute_reference_logps`),
+  the values carried in each batch as ``reference_logps``; cached on disk and reused on resume.
+
+Each strategy's ``logps(policy, batch, prefix)`` returns the summed log-probability of every
+sequence of ``batch`` (keys ``{prefix}input_ids``, ``{prefix}attention_mask``, ``{prefix}labels``),
+shape (B,), without gradient.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
+
+from alignkit.data.collate import collate
+from alignkit.io import atomic_write_bytes
+from alignkit.losses.preference import sequence_logprobs
+
+CACHE_FILE = "reference_logps.safetensors"
+
+
+def sequence_logps(model, batch: dict[str, torch.Tensor], prefix: str = "") -> torch.Tensor:
+    """Σ over labelled tokens of log π(token | context) for each sequence of ``batch``, shape (B,)."""
+    logits = model(
+        input_ids=batch[f"{prefix}input_ids"], attention_mask=batch[f"{prefix}attention_mask"], use_cache=False
+    ).logits
+    return sequence_logprobs(logits, batch[f"{prefix}labels"])[0]
+
+
+class Reference(Protocol):
+    def logps(self, policy, batch: dict[str, torch.Tensor], prefix: str = "") -> torch.Tensor: ...
+
+
+class FrozenCopy:
+    """π_ref as a separate, frozen model (any architecture the tokenizer fits)."""
+
+    def __init__(self, model: torch.nn.Module, device: torch.device):
+        self.model = model.to(device).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def logps(self, policy, batch, prefix=""):
+        return sequence_logps(self.model, batch, prefix)
+
+
+class DisabledAdapter:
+    """π_ref = the LoRA policy with its adapters disabled for the duration of one forward pass."""
+
+    @torch.no_grad()
+    def logps(self, policy, batch, prefix=""):
+        peft_model = getattr(policy, "module", policy)  # unwrap DistributedDataParallel
+        with peft_model.disable_adapter():
+            return sequence_logps(peft_model, batch, prefix)
+
+
+class Precomputed:
+    """π_ref's log-probs read from the batch, where the collator put the precomputed values."""
+
+    def logps(self, policy, batch, prefix=""):
+        return batch[f"{prefix}reference_logps"]
+
+
+@torch.no_grad()
+def precompute_reference_logps(
+    model, splits: dict[str, list], pad_token_id: int, *, batch_size: int, device: torch.device,
+    cache_dir: Path, model_name: str,
+) -> None:
+    """Fill ``row.reference_logps`` for every row of every split with ``model``'s summed log-probs.
+
+    Rows need ``sequences`` and a settable ``reference_logps``. The values are saved to
+    ``cache_dir/reference_logps.safetensors`` with a fingerprint of the model name and every token id
+    and label, and read back instead of recomputed when the fingerprint matches (a resumed run).
+    """
+    path = Path(cache_dir) / CACHE_FILE
+    fingerprint = _fingerprint(model_name, splits)
+    cached = _read_cache(path, fingerprint)
+    was_training = model.training
+    model.eval()
+    tensors = {}
+    for name, rows in splits.items():
+        sequences = [s for row in rows for s in row.sequences]
+        values = cached[name] if name in cached else _logps_of(model, sequences, pad_token_id, batch_size, device)
+        tensors[name] = values
+        flat = iter(values.tolist())
+        for row in rows:
+            row.reference_logps = tuple(next(flat) for _ in row.sequences)
+    model.train(was_training)
+    if set(cached) != set(tensors):
+        atomic_write_bytes(path, safetensors_bytes(tensors, metadata={"fingerprint": fingerprint}))
+
+
+def _logps_of(model, sequences: list, pad_token_id: int, batch_size: int, device: torch.device) -> torch.Tensor:
+    values = [torch.zeros(0)]
+    for i in range(0, len(sequences), batch_size):
+        batch = {k: v.to(device) for k, v in collate(sequences[i : i + batch_size], pad_token_id).items()}
+        values.append(sequence_logps(model, batch).float().cpu())
+    return torch.cat(values)
+
+
+def _fingerprint(model_name: str, splits: dict[str, list]) -> str:
+    digest = hashlib.sha256(model_name.encode())
+    for name, rows in sorted(splits.items()):
+        digest.update(name.encode())
+        for row in rows:
+            for sequence in row.sequences:
+                digest.update(torch.tensor(sequence.input_ids, dtype=torch.int64).numpy().tobytes())
+                digest.update(torch.tensor(sequence.labels, dtype=torch.int64).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _read_cache(path: Path, fingerprint: str) -> dict[str, torch.Tensor]:
+    """The cached splits when the file exists and was computed from exactly these inputs, else {}."""
+    if not path.exists():
+        return {}
+    with safe_open(str(path), framework="pt") as handle:
+        if (handle.metadata() or {}).get("fingerprint") != fingerprint:
+            return {}
+    return load_file(str(path))

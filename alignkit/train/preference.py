@@ -1,0 +1,220 @@
+"""Preference optimisation without a reward model: the DPO family, KTO, ORPO and SimPO.
+
+Two steps share the engine. :class:`PairwiseStep` trains on (chosen, rejected) pairs with any
+pairwise objective of :mod:`alignkit.losses.preference`; :class:`KTOStep` trains on replies marked
+desirable or undesirable. The reference model π_ref comes from :mod:`alignkit.models.reference`.
+
+Logged per step (means over pairs): the implicit rewards of the chosen and rejected replies, their
+margin and the fraction of pairs where the chosen reward is higher (ties count ½), the summed
+log-probabilities of both replies and their lengths in tokens. The implicit reward is
+β·(log π_θ(y|x) - log π_ref(y|x)) (Rafailov et al. 2023, eq. 5), with length-averaged
+log-probabilities for IPO; for the reference-free ORPO and SimPO it is SimPO's β·mean log π_θ(y|x).
+"""
+
+from __future__ import annotations
+
+import torch
+from accelerate import PartialState
+
+from alignkit.config import DPOConfig, LoraConfig, PreferenceConfig
+from alignkit.data.comparisons import drop_identical_pairs
+from alignkit.data.preference import collate_kto, collate_pairs, kto_rows, pair_rows
+from alignkit.data.prepare import console, load_split
+from alignkit.errors import ConfigError
+from alignkit.losses.preference import (
+    PAIRWISE_LOSSES,
+    cdpo_loss,
+    kto_kl_estimate,
+    kto_loss,
+    orpo_loss,
+    sequence_logprobs,
+    simpo_loss,
+)
+from alignkit.models import load_causal_lm
+from alignkit.models.reference import (
+    DisabledAdapter,
+    FrozenCopy,
+    Precomputed,
+    Reference,
+    precompute_reference_logps,
+    sequence_logps,
+)
+from alignkit.train.engine import Engine, RunResult, StepOutput
+from alignkit.train.run import load_stage_tokenizer, load_trainable_model, prepare_run_dir
+
+REFERENCE_FREE = ("orpo", "simpo")
+LENGTH_AVERAGED = ("ipo", "orpo", "simpo")
+
+
+def reference_strategy(preference: PreferenceConfig, lora: LoraConfig) -> str:
+    """The reference strategy a config asks for, with ``auto`` resolved; ConfigError for a combination
+    that cannot work (a reference for ORPO/SimPO, none for the others, an adapter without LoRA)."""
+    loss, asked = preference.loss, preference.reference
+    if loss in REFERENCE_FREE:
+        if asked not in ("auto", "none"):
+            raise ConfigError(f"preference.reference: {loss} uses no reference model; set it to 'none' or "
+                              f"'auto', got {asked!r}")
+        return "none"
+    if asked == "none":
+        raise ConfigError(f"preference.reference: {loss} needs a reference model; choose copy, adapter or "
+                          "precomputed (or auto), or use loss orpo or simpo")
+    if asked == "adapter" and not lora.enabled:
+        raise ConfigError("preference.reference: 'adapter' disables the LoRA adapters, so it needs "
+                          "lora.enabled: true; use copy or precomputed for full fine-tuning")
+    if asked == "auto":
+        return "adapter" if lora.enabled else "copy"
+    return asked
+
+
+class PairwiseStep:
+    """A batch of preference pairs → Σ over pairs of the configured pairwise loss (unit: a pair)."""
+
+    def __init__(self, preference: PreferenceConfig, reference: Reference | None, pad_token_id: int):
+        self.name = preference.loss
+        self.config, self.reference, self.pad_token_id = preference, reference, pad_token_id
+
+    def collate(self, rows):
+        return collate_pairs(rows, self.pad_token_id)
+
+    def count(self, batch) -> int:
+        return int(batch["num_pairs"])
+
+    def tokens(self, batch) -> int:
+        return int(batch["num_tokens"])
+
+    def loss(self, model, batch) -> StepOutput:
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
+        sums, lengths = sequence_logprobs(logits, batch["labels"])
+        averaged = self.config.loss in LENGTH_AVERAGED
+        policy = sums / lengths.clamp(min=1) if averaged else sums
+        reference = None
+        if self.reference is not None:
+            reference = self.reference.logps(model, batch).to(policy.dtype)
+            reference = reference / lengths.clamp(min=1) if averaged else reference
+        losses, extra = self._objective(policy, reference)
+        beta = self.config.beta
+        rewards = beta * (policy - reference if reference is not None else policy).detach()
+        margin = rewards[0::2] - rewards[1::2]
+        sums = sums.detach()
+        return StepOutput(losses.sum(), {
+            "reward_chosen": rewards[0::2].sum(),
+            "reward_rejected": rewards[1::2].sum(),
+            "reward_margin": margin.sum(),
+            "reward_accuracy": ((margin > 0).float() + 0.5 * (margin == 0).float()).sum(),
+            "logp_chosen": sums[0::2].sum(),
+            "logp_rejected": sums[1::2].sum(),
+            "length_chosen": lengths[0::2].sum(),
+            "length_rejected": lengths[1::2].sum(),
+            **extra,
+        })
+
+    def _objective(self, policy, reference):
+        """Per-pair losses, shape (P,), and extra summed metrics of the configured variant."""
+        p = self.config
+        chosen, rejected = policy[0::2], policy[1::2]
+        if p.loss == "simpo":
+            return simpo_loss(chosen, rejected, p.beta, p.simpo_gamma), {}
+        if p.loss == "orpo":  # the SFT term is the chosen reply's mean token NLL, as in the paper
+            losses, odds_ratio = orpo_loss(chosen, rejected, -chosen, p.orpo_lambda)
+            return losses, {"odds_ratio_loss": odds_ratio.sum(), "nll_chosen": -chosen.detach().sum()}
+        ref_chosen, ref_rejected = reference[0::2], reference[1::2]
+        if p.loss == "cdpo":
+            return cdpo_loss(chosen, rejected, ref_chosen, ref_rejected, p.beta, p.label_smoothing), {}
+        return PAIRWISE_LOSSES[p.loss](chosen, rejected, ref_chosen, ref_rejected, p.beta), {}
+
+    def exportable(self, model):
+        return model
+
+
+class KTOStep:
+    """A batch of KTO rows → Σ over rows of the mean KTO loss of the row's replies (unit: a row, i.e.
+    a pair when trained on pairs, a reply when trained on unpaired data).
+
+    The reference point z0 = max(0, mean log π_θ/π_ref of the mismatched sequences) is estimated per
+    micro-batch (Ethayarajh et al. 2024, §4.1); the policy's mismatched pass runs without gradient,
+    as z0 is a constant in the loss. On pairs, the implicit-reward margin and accuracy of chosen over
+    rejected are logged as for DPO.
+    """
+
+    name = "kto"
+
+    def __init__(self, preference: PreferenceConfig, reference: Reference, pad_token_id: int, paired: bool):
+        self.config, self.reference, self.pad_token_id, self.paired = preference, reference, pad_token_id, paired
+
+    def collate(self, rows):
+        return collate_kto(rows, self.pad_token_id)
+
+    def count(self, batch) -> int:
+        return int(batch["num_rows"])
+
+    def tokens(self, batch) -> int:
+        return int(batch["num_tokens"])
+
+    def loss(self, model, batch) -> StepOutput:
+        p = self.config
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
+        policy, _ = sequence_logprobs(logits, batch["labels"])
+        reference = self.reference.logps(model, batch).to(policy.dtype)
+        with torch.no_grad():
+            policy_mismatched = sequence_logps(getattr(model, "module", model), batch, "mismatched_")
+        reference_mismatched = self.reference.logps(model, batch, "mismatched_").to(policy.dtype)
+        z0 = kto_kl_estimate(policy_mismatched, reference_mismatched)
+        losses = kto_loss(policy, reference, batch["desirable"], z0, p.beta,
+                          p.kto_desirable_weight, p.kto_undesirable_weight)
+        rows, num_rows = batch["row_ids"], int(batch["num_rows"])
+        replies_per_row = torch.zeros(num_rows, device=losses.device).index_add(0, rows, torch.ones_like(losses))
+        row_losses = torch.zeros(num_rows, device=losses.device).index_add(0, rows, losses) / replies_per_row
+        rewards = p.beta * (policy - reference).detach()
+        sums = {"kl": z0 * num_rows, "logp": policy.detach().sum()}
+        if self.paired:
+            margin = rewards[batch["desirable"]] - rewards[~batch["desirable"]]
+            sums["reward_margin"] = margin.sum()
+            sums["reward_accuracy"] = ((margin > 0).float() + 0.5 * (margin == 0).float()).sum()
+        return StepOutput(row_losses.sum(), sums)
+
+    def exportable(self, model):
+        return model
+
+
+def run_dpo(config: DPOConfig, *, resume: bool = False) -> RunResult:
+    """Optimise ``config.model`` on preference data with ``config.preference.loss``; write the run folder."""
+    pref = config.preference
+    strategy = reference_strategy(pref, config.lora)
+    if pref.data_format == "unpaired" and pref.loss != "kto":
+        raise ConfigError(f"preference.data_format: 'unpaired' data trains only with loss kto, not {pref.loss!r}")
+    run_dir = prepare_run_dir(config, resume=resume)
+    tokenizer = load_stage_tokenizer(config.model)
+    kind = "unpaired" if pref.data_format == "unpaired" else "preference"
+    train_records, eval_records = load_split(config.data, kind, seed=config.train.seed)
+    to_rows = kto_rows if pref.loss == "kto" else pair_rows
+
+    def prepare(records, label):
+        if kind == "preference":
+            records = drop_identical_pairs(records, label)
+        return to_rows(records, tokenizer, config.data.max_length, label=label, on_error=config.data.on_error)
+
+    train_rows = prepare(train_records, "train")
+    eval_rows = prepare(eval_records, "eval") if eval_records else []
+    model = load_trainable_model(config.model, config.lora)
+    reference = _build_reference(strategy, config, model, tokenizer.pad_token_id, {"train": train_rows,
+                                                                                  "eval": eval_rows})
+    if pref.loss == "kto":
+        step = KTOStep(pref, reference, tokenizer.pad_token_id, paired=kind == "preference")
+    else:
+        step = PairwiseStep(pref, reference, tokenizer.pad_token_id)
+    engine = Engine(model, tokenizer, step, config.train, run_dir)
+    return engine.fit(train_rows, eval_rows, resume=resume, merge_lora=config.lora.merge_on_save)
+
+
+def _build_reference(strategy: str, config: DPOConfig, policy, pad_token_id: int, splits: dict) -> Reference | None:
+    device = PartialState().device
+    if strategy == "none":
+        return None
+    if strategy == "adapter":
+        return DisabledAdapter()
+    if strategy == "copy":
+        return FrozenCopy(load_causal_lm(config.model), device)
+    console.print("reference: computing log-probabilities of the starting policy once (cached)")
+    precompute_reference_logps(policy.to(device), splits, pad_token_id, batch_size=2 * config.train.micro_batch_size,
+                               device=device, cache_dir=config.output_dir, model_name=config.model.name)
+    return Precomputed()

@@ -1,0 +1,167 @@
+"""The DPO family on a tiny random model: a planted preference is learned, the reference strategies
+agree, the reference cache is reused, every variant trains, and bad input is refused clearly."""
+
+import json
+import math
+
+import pytest
+import torch
+from helpers import planted_pairs, write_jsonl
+
+from alignkit.cli import main
+from alignkit.config import DPOConfig, load_config
+from alignkit.data.comparisons import tokenize_response
+from alignkit.data.preference import PreferenceRow
+from alignkit.errors import ConfigError, DataError
+from alignkit.models import load_causal_lm
+from alignkit.models.reference import CACHE_FILE, precompute_reference_logps
+from alignkit.train.preference import run_dpo
+
+
+def dpo_config(model_dir, out, data, *extra):
+    return load_config(DPOConfig, None, [
+        f"output_dir={out}",
+        f"model.name={model_dir}",
+        f"data.train={data}",
+        "data.eval_fraction=0.2",
+        "data.max_length=64",
+        "train.batch_size=8",
+        "train.micro_batch_size=4",
+        "train.learning_rate=3e-3",
+        "train.schedule=constant",
+        "preference.beta=0.5",
+        *extra,
+    ])
+
+
+def read_metrics(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def pairs_file(tmp_path_factory):
+    return write_jsonl(tmp_path_factory.mktemp("dpo-data") / "pairs.jsonl", planted_pairs(80))
+
+
+@pytest.fixture(scope="module")
+def planted_run(tiny_model_dir, pairs_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("dpo") / "run"
+    run_dpo(dpo_config(tiny_model_dir, out, pairs_file, "train.epochs=3"))
+    return out
+
+
+def test_dpo_learns_a_planted_preference(planted_run):
+    report = json.loads((planted_run / "eval.json").read_text())
+    # Before training the policy is the reference: every margin is 0 (a tie, counted ½), loss log 2.
+    assert report["initial_eval_reward_accuracy"] == 0.5
+    assert report["initial_eval_loss"] == pytest.approx(math.log(2), abs=1e-6)
+    assert report["eval_reward_accuracy"] >= 0.95
+    assert report["eval_reward_margin"] > 0
+    assert report["eval_loss"] < math.log(2)
+    logged = read_metrics(planted_run)[-1]
+    for key in ("reward_chosen", "reward_rejected", "reward_margin", "reward_accuracy", "logp_chosen",
+                "logp_rejected", "length_chosen", "length_rejected", "grad_norm", "lr"):
+        assert key in logged
+    assert (planted_run / "model" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("strategy", ["copy", "precomputed"])
+def test_reference_strategies_give_the_adapter_disabled_numbers(tiny_model_dir, pairs_file, tmp_path, strategy):
+    """With LoRA, a frozen copy, precomputed log-probs and the adapter-disabled policy are the same π_ref."""
+    runs = {}
+    for name in ("adapter", strategy):
+        runs[name] = tmp_path / name
+        run_dpo(dpo_config(tiny_model_dir, runs[name], pairs_file, "train.max_steps=3", "lora.enabled=true",
+                           "data.max_examples=24", "data.max_eval_examples=8", f"preference.reference={name}"))
+    first, second = read_metrics(runs["adapter"]), read_metrics(runs[strategy])
+    for a, b in zip(first, second, strict=True):
+        for key in ("loss", "eval_loss", "reward_margin", "eval_reward_margin"):
+            if key in a:
+                assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), key
+
+
+def test_precomputed_reference_is_cached_and_reused(tiny_model_dir, tokenizer, tmp_path):
+    model = load_causal_lm(load_config(DPOConfig, None, [f"model.name={tiny_model_dir}"]).model)
+    prompt = ({"role": "user", "content": "Say something"},)
+
+    def rows():
+        return [PreferenceRow(tuple(tokenize_response(prompt, text, tokenizer, 64, "test") for text in pair))
+                for pair in (("a cat", "a dog"), ("one", "two three"))]
+
+    def compute(net, name):
+        splits = {"train": rows(), "eval": rows()[:1]}
+        precompute_reference_logps(net, splits, tokenizer.pad_token_id, batch_size=3, device=torch.device("cpu"),
+                                   cache_dir=tmp_path, model_name=name)
+        return [row.reference_logps for row in splits["train"]]
+
+    first = compute(model, "tiny")
+    assert (tmp_path / CACHE_FILE).exists()
+    assert all(len(values) == 2 and all(v < 0 for v in values) for values in first)
+    for p in model.parameters():
+        p.data.add_(0.5)  # another model: the same inputs and name must come from the cache
+    assert compute(model, "tiny") == first
+    assert compute(model, "another-model") != first  # another fingerprint recomputes
+
+
+@pytest.mark.parametrize("loss", ["cdpo", "ipo", "hinge", "kto", "orpo", "simpo"])
+def test_every_variant_trains(tiny_model_dir, pairs_file, tmp_path, loss):
+    run_dpo(dpo_config(tiny_model_dir, tmp_path / loss, pairs_file, "train.max_steps=2", "data.max_examples=16",
+                       "data.max_eval_examples=8", f"preference.loss={loss}", "preference.label_smoothing=0.1"))
+    report = json.loads((tmp_path / loss / "eval.json").read_text())
+    assert math.isfinite(report["eval_loss"])
+    assert 0.0 <= report["eval_reward_accuracy"] <= 1.0
+    logged = read_metrics(tmp_path / loss)[-1]
+    if loss == "kto":
+        assert logged["kl"] >= 0
+    if loss == "orpo":
+        assert logged["nll_chosen"] > 0 and logged["odds_ratio_loss"] > 0
+
+
+def test_kto_on_unpaired_data(tiny_model_dir, tmp_path):
+    rows = [{"prompt": p["prompt"], "completion": p[key], "desirable": key == "chosen"}
+            for p in planted_pairs(20) for key in ("chosen", "rejected")]
+    data = write_jsonl(tmp_path / "unpaired.jsonl", rows)
+    run_dpo(dpo_config(tiny_model_dir, tmp_path / "run", data, "train.max_steps=2", "preference.loss=kto",
+                       "preference.data_format=unpaired", "preference.reference=precomputed"))
+    assert (tmp_path / "run" / CACHE_FILE).exists()
+    assert "kl" in read_metrics(tmp_path / "run")[-1]
+
+    only_good = write_jsonl(tmp_path / "good.jsonl", [r for r in rows if r["desirable"]])
+    with pytest.raises(DataError, match="no undesirable"):
+        run_dpo(dpo_config(tiny_model_dir, tmp_path / "bad", only_good, "preference.loss=kto",
+                           "preference.data_format=unpaired"))
+
+
+@pytest.mark.parametrize("settings, message", [
+    (["preference.loss=orpo", "preference.reference=copy"], "orpo uses no reference"),
+    (["preference.loss=dpo", "preference.reference=none"], "needs a reference"),
+    (["preference.reference=adapter"], "needs lora.enabled"),
+    (["preference.data_format=unpaired"], "trains only with loss kto"),
+])
+def test_impossible_settings_are_refused_before_anything_runs(tiny_model_dir, pairs_file, tmp_path, settings,
+                                                              message, capsys):
+    args = ["dpo", "--set", f"output_dir={tmp_path / 'run'}", "--set", f"model.name={tiny_model_dir}",
+            "--set", f"data.train={pairs_file}"]
+    for setting in settings:
+        args += ["--set", setting]
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ConfigError):
+        run_dpo(load_config(DPOConfig, None, [a for a in args[1:] if a != "--set"]))
+
+
+def test_identical_pairs_are_skipped_and_counted(tiny_model_dir, tmp_path, capsys):
+    rows = planted_pairs(20)
+    rows[3]["rejected"] = rows[3]["chosen"]
+    data = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    run_dpo(dpo_config(tiny_model_dir, tmp_path / "run", data, "train.max_steps=1", "data.eval_fraction=0.0"))
+    assert "skipped 1 pairs with identical chosen and rejected" in capsys.readouterr().err
+
+
+def test_help_lists_every_variant_and_its_paper(capsys):
+    with pytest.raises(SystemExit):
+        main(["dpo", "--help"])
+    text = capsys.readouterr().out
+    for name in ("Rafailov", "Azar", "Mitchell", "SLiC", "Ethayarajh", "Hong", "Meng", "preference.reference"):
+        assert name in text

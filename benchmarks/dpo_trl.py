@@ -7,8 +7,8 @@ loss (dpo, cdpo, ipo or hinge), beta and optimiser settings:
 
     pip install -e '.[bench]'
     python benchmarks/dpo_trl.py --config configs/dpo-smollm2-hh.yaml --out runs/dpo-trl
-    alignkit eval winrate --model runs/dpo-trl --data runs/dpo-trl/heldout.jsonl
-    alignkit eval winrate --model runs/dpo-smollm2-hh --data runs/dpo-trl/heldout.jsonl
+    alignkit eval winrate --policy runs/dpo-trl --baseline smollm2-135m --judge runs/rm-smollm2-hh \
+        --data runs/dpo-trl/heldout.jsonl
 
 ``--set key=value`` overrides the config as in the alignkit CLI; ``--max-steps N`` times N steps only.
 """

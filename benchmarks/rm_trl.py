@@ -60,7 +60,8 @@ def main() -> None:
     trainer_args = RewardConfig(
         output_dir=str(out / "trainer"), per_device_train_batch_size=t.micro_batch_size,
         gradient_accumulation_steps=t.batch_size // t.micro_batch_size, learning_rate=t.learning_rate,
-        num_train_epochs=t.epochs, lr_scheduler_type=t.schedule, warmup_steps=t.warmup_steps,
+        num_train_epochs=t.epochs, warmup_steps=t.warmup_steps,
+        lr_scheduler_type="constant_with_warmup" if t.schedule == "constant" else t.schedule,
         max_grad_norm=t.max_grad_norm, weight_decay=t.weight_decay, seed=t.seed, max_length=None,
         # TRL defaults to bf16 mixed precision and gradient checkpointing; match alignkit's config instead.
         bf16=config.model.dtype == "bfloat16", gradient_checkpointing=config.model.gradient_checkpointing,

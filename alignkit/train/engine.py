@@ -53,6 +53,7 @@ class Step(Protocol):
     """What one algorithm adds to the engine."""
 
     name: str
+    evaluate_at_start: bool  # False when the evaluation before training is known without running it
 
     def collate(self, rows: list[Any]) -> dict[str, torch.Tensor]: ...
 
@@ -226,7 +227,7 @@ class Engine:
 
     def _initial_eval(self, eval_rows: list, log: MetricsLog | None, resume: bool) -> dict[str, float]:
         """Evaluate before training (logged as step 0); a resumed run reads it back from metrics.jsonl."""
-        if not eval_rows:
+        if not eval_rows or not self.step.evaluate_at_start:
             return {}
         if resume and log is not None and log.kept:
             first = log.kept[0]

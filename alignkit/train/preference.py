@@ -9,6 +9,9 @@ margin and the fraction of pairs where the chosen reward is higher (ties count �
 log-probabilities of both replies and their lengths in tokens. The implicit reward is
 β·(log π_θ(y|x) - log π_ref(y|x)) (Rafailov et al. 2023, eq. 5), with length-averaged
 log-probabilities for IPO; for the reference-free ORPO and SimPO it is SimPO's β·mean log π_θ(y|x).
+
+With a reference, nothing is evaluated before training: the policy starts as π_ref, so every
+implicit reward and margin is 0, the accuracy ½ (ties) and the loss its value at h = 0 (log 2 for DPO).
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ class PairwiseStep:
     def __init__(self, preference: PreferenceConfig, reference: Reference | None, pad_token_id: int):
         self.name = preference.loss
         self.config, self.reference, self.pad_token_id = preference, reference, pad_token_id
+        self.evaluate_at_start = reference is None  # with π_θ = π_ref every margin is 0 and the loss is known
 
     def collate(self, rows):
         return collate_pairs(rows, self.pad_token_id)
@@ -137,6 +141,7 @@ class KTOStep:
     """
 
     name = "kto"
+    evaluate_at_start = False  # π_θ = π_ref: every reward and z0 are 0, each loss is λ/2
 
     def __init__(self, preference: PreferenceConfig, reference: Reference, pad_token_id: int, paired: bool):
         self.config, self.reference, self.pad_token_id, self.paired = preference, reference, pad_token_id, paired

@@ -18,6 +18,7 @@ class RewardStep:
     """A batch of comparison groups → Σ over groups of the group's mean pair loss (unit: a group)."""
 
     name = "rm"
+    evaluate_at_start = True
 
     def __init__(self, pad_token_id: int, centering: float):
         self.pad_token_id = pad_token_id

@@ -16,6 +16,7 @@ class SFTStep:
     """A batch of tokenised demonstrations → summed NLL over response tokens (the loss unit)."""
 
     name = "sft"
+    evaluate_at_start = True
 
     def __init__(self, pad_token_id: int):
         self.pad_token_id = pad_token_id

@@ -1,0 +1,82 @@
+"""KL(π_θ ‖ π_ref) per token from sampled tokens, and the controllers that set its coefficient β.
+
+Tokens are sampled from the policy π_θ, so with the log-ratio log r = log π_ref(y_t) - log π_θ(y_t)
+(Schulman 2020, "Approximating KL divergence", http://joschu.net/blog/kl-approx.html):
+
+    k1 = -log r                 unbiased, high variance, negative on many tokens
+    k2 = ½ (log r)²             biased, low variance, ≥ 0; its bias is third order in (r - 1)
+    k3 = (r - 1) - log r        unbiased (E_π_θ[r] = 1), low variance, ≥ 0 since log r ≤ r - 1
+
+The sum of k1 over a response is the log-ratio of the sequence, the penalty in Ziegler et al. 2019
+and InstructGPT; GRPO (Shao et al. 2024, eq. 4) uses k3.
+
+The coefficient β is fixed or adapted toward a target KL (Ziegler et al. 2019, §2.2):
+
+    e_t = clip(KL_t / KL_target - 1, -0.2, 0.2)
+    β_{t+1} = β_t (1 + K_β e_t),   K_β = n_steps / horizon
+"""
+
+import torch
+
+KL_ESTIMATORS = ("k1", "k2", "k3")
+
+
+def kl_estimate(
+    logp: torch.Tensor, ref_logp: torch.Tensor, kind: str = "k1", mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Per-token estimate of KL(π_θ ‖ π_ref) for tokens sampled from π_θ, same shape as ``logp``.
+
+    logp, ref_logp: log π_θ(y_t) and log π_ref(y_t) of the sampled tokens, e.g. (B, T). ``kind`` is
+    "k1", "k2" or "k3" (module docstring). The arithmetic is in at least float32; with ``mask`` the
+    estimate is 0 where the mask is 0. No clamping: k3 overflows only when π_ref/π_θ > e^88.
+    """
+    if kind not in KL_ESTIMATORS:
+        raise ValueError(f"unknown KL estimator {kind!r}: expected one of {', '.join(KL_ESTIMATORS)}")
+    dtype = torch.promote_types(torch.promote_types(logp.dtype, ref_logp.dtype), torch.float32)
+    log_r = ref_logp.to(dtype) - logp.to(dtype)
+    if kind == "k1":
+        kl = -log_r
+    elif kind == "k2":
+        kl = 0.5 * log_r**2
+    else:
+        kl = torch.expm1(log_r) - log_r  # expm1 keeps r - 1 accurate when r ≈ 1
+    return kl if mask is None else kl * mask.to(dtype)
+
+
+class FixedKLController:
+    """A constant KL coefficient β; ``update`` does nothing (the same interface as the adaptive one)."""
+
+    def __init__(self, kl_coef: float):
+        if kl_coef < 0:
+            raise ValueError(f"kl_coef must be >= 0, got {kl_coef}")
+        self.value = float(kl_coef)
+
+    def update(self, current_kl: float, n_steps: int) -> float:
+        """Returns β unchanged."""
+        return self.value
+
+
+class AdaptiveKLController:
+    """Proportional control of β toward a target KL (Ziegler et al. 2019, "Fine-Tuning Language Models
+    from Human Preferences", §2.2).
+
+    ``update(current_kl, n_steps)``: e = clip(current_kl / target - 1, -0.2, 0.2) and
+    β ← β (1 + e · n_steps / horizon). ``current_kl`` is the measured KL per sequence (summed over
+    its tokens) and ``n_steps`` how many samples (sequences) it was measured over, as in the paper and
+    TRL; ``horizon`` sets how many samples it takes to move β by a factor of about e^0.2.
+    """
+
+    def __init__(self, init_kl_coef: float, target: float, horizon: float):
+        if init_kl_coef < 0:
+            raise ValueError(f"init_kl_coef must be >= 0, got {init_kl_coef}")
+        if target <= 0 or horizon <= 0:
+            raise ValueError(f"target and horizon must be > 0, got target={target}, horizon={horizon}")
+        self.value = float(init_kl_coef)
+        self.target = float(target)
+        self.horizon = float(horizon)
+
+    def update(self, current_kl: float, n_steps: int) -> float:
+        """Moves β one step toward the target and returns it."""
+        error = min(max(float(current_kl) / self.target - 1.0, -0.2), 0.2)
+        self.value *= 1.0 + error * n_steps / self.horizon
+        return self.value

@@ -90,6 +90,8 @@ def _add_eval_commands(commands) -> None:
     winrate.add_argument("--top-p", type=float, default=1.0, help="Nucleus sampling threshold (1: off).")
     winrate.add_argument("--seed", type=int, default=0, help="Seed of the sampling and of the bootstrap.")
     winrate.add_argument("--batch-size", type=int, default=16, help="Prompts per generate call.")
+    winrate.add_argument("--judge-max-length", type=int, default=1024,
+                         help="Longest (prompt + reply) the judge scores, in tokens; longer prompts lose their oldest.")
     winrate.add_argument("--out", help="Output folder (default: <policy>/winrate-vs-<baseline folder name>).")
 
 
@@ -111,7 +113,8 @@ def _run_eval(args) -> None:
     generation = load_config(GenerationConfig, None, [f"{key}={value}" for key, value in flags.items()])
     prompts = winrate_prompts(args.policy, args.data, args.num_prompts)
     out = Path(args.out) if args.out else Path(args.policy) / f"winrate-vs-{Path(args.baseline).name}"
-    report = evaluate_winrate(args.policy, args.baseline, args.judge, prompts, generation, out)
+    report = evaluate_winrate(args.policy, args.baseline, args.judge, prompts, generation, out,
+                              judge_max_length=args.judge_max_length)
     print_report(report, out)
 
 

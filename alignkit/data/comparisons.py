@@ -79,7 +79,7 @@ def collate_groups(groups: list[ComparisonGroup], pad_token_id: int) -> dict[str
     """All responses of all groups as one right-padded batch, and the pairs as indices into it.
 
     Returns input_ids, attention_mask, response_mask (B, T); better, worse, group_ids, margin,
-    label (P,); num_groups and num_tokens (scalars).
+    label (P,); num_rows (groups) and num_tokens (scalars).
     """
     rows, better, worse, group_ids, margins, labels = [], [], [], [], [], []
     for g, group in enumerate(groups):
@@ -99,7 +99,7 @@ def collate_groups(groups: list[ComparisonGroup], pad_token_id: int) -> dict[str
         group_ids=torch.tensor(group_ids),
         margin=torch.tensor(margins, dtype=torch.float32),
         label=torch.tensor(labels, dtype=torch.float32),
-        num_groups=torch.tensor(len(groups)),
+        num_rows=torch.tensor(len(groups)),
         num_tokens=torch.tensor(sum(group.num_tokens for group in groups)),
     )
     return batch

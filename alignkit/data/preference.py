@@ -91,11 +91,11 @@ def _replies(record: PreferencePair | UnpairedFeedback) -> list[tuple[str, bool]
 
 def collate_pairs(rows: list[PreferenceRow], pad_token_id: int) -> dict[str, torch.Tensor]:
     """Pair rows → one right-padded batch of sequences [c_0, r_0, c_1, r_1, ...] (input_ids,
-    attention_mask, labels: (2P, T)); reference_logps (2P,) when precomputed; num_pairs, num_tokens."""
+    attention_mask, labels: (2P, T)); reference_logps (2P,) when precomputed; num_rows (pairs) and num_tokens."""
     batch = collate([s for row in rows for s in row.sequences], pad_token_id)
     if rows[0].reference_logps is not None:
         batch["reference_logps"] = torch.tensor([v for row in rows for v in row.reference_logps], dtype=torch.float32)
-    batch["num_pairs"] = torch.tensor(len(rows))
+    batch["num_rows"] = torch.tensor(len(rows))
     batch["num_tokens"] = torch.tensor(sum(row.num_tokens for row in rows))
     return batch
 

@@ -69,6 +69,17 @@ class Step(Protocol):
         """The Hugging Face (or peft) model inside ``model`` that is saved as ``model/``."""
 
 
+class RowCountedStep:
+    """``count`` and ``tokens`` for a step whose loss unit is one row of its batch (a preference pair,
+    a comparison group, a KTO row): its collator stores ``num_rows`` and ``num_tokens``."""
+
+    def count(self, batch: dict[str, torch.Tensor]) -> int:
+        return int(batch["num_rows"])
+
+    def tokens(self, batch: dict[str, torch.Tensor]) -> int:
+        return int(batch["num_tokens"])
+
+
 @dataclass
 class RunResult:
     steps: int

@@ -42,7 +42,7 @@ from alignkit.models.reference import (
     precompute_reference_logps,
     sequence_logps,
 )
-from alignkit.train.engine import Engine, RunResult, StepOutput
+from alignkit.train.engine import Engine, RowCountedStep, RunResult, StepOutput
 from alignkit.train.run import load_stage_tokenizer, load_trainable_model, prepare_run_dir
 
 REFERENCE_FREE = ("orpo", "simpo")
@@ -69,7 +69,7 @@ def reference_strategy(preference: PreferenceConfig, lora: LoraConfig) -> str:
     return asked
 
 
-class PairwiseStep:
+class PairwiseStep(RowCountedStep):
     """A batch of preference pairs → Σ over pairs of the configured pairwise loss (unit: a pair)."""
 
     def __init__(self, preference: PreferenceConfig, reference: Reference | None, pad_token_id: int):
@@ -79,12 +79,6 @@ class PairwiseStep:
 
     def collate(self, rows):
         return collate_pairs(rows, self.pad_token_id)
-
-    def count(self, batch) -> int:
-        return int(batch["num_pairs"])
-
-    def tokens(self, batch) -> int:
-        return int(batch["num_tokens"])
 
     def loss(self, model, batch) -> StepOutput:
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
@@ -130,7 +124,7 @@ class PairwiseStep:
         return model
 
 
-class KTOStep:
+class KTOStep(RowCountedStep):
     """A batch of KTO rows → Σ over rows of the mean KTO loss of the row's replies (unit: a row, i.e.
     a pair when trained on pairs, a reply when trained on unpaired data).
 
@@ -148,12 +142,6 @@ class KTOStep:
 
     def collate(self, rows):
         return collate_kto(rows, self.pad_token_id)
-
-    def count(self, batch) -> int:
-        return int(batch["num_rows"])
-
-    def tokens(self, batch) -> int:
-        return int(batch["num_tokens"])
 
     def loss(self, model, batch) -> StepOutput:
         p = self.config

@@ -10,11 +10,11 @@ from alignkit.data.prepare import load_split, tokenize_records
 from alignkit.io import atomic_write_json
 from alignkit.losses.reward import pairwise_reward_loss
 from alignkit.models.reward import ENSEMBLE_FILE, load_reward_model
-from alignkit.train.engine import Engine, RunResult, StepOutput
+from alignkit.train.engine import Engine, RowCountedStep, RunResult, StepOutput
 from alignkit.train.run import load_stage_tokenizer, prepare_run_dir
 
 
-class RewardStep:
+class RewardStep(RowCountedStep):
     """A batch of comparison groups → Σ over groups of the group's mean pair loss (unit: a group)."""
 
     name = "rm"
@@ -26,12 +26,6 @@ class RewardStep:
 
     def collate(self, groups):
         return collate_groups(groups, self.pad_token_id)
-
-    def count(self, batch) -> int:
-        return int(batch["num_groups"])
-
-    def tokens(self, batch) -> int:
-        return int(batch["num_tokens"])
 
     def loss(self, model, batch) -> StepOutput:
         rewards = model(batch["input_ids"], batch["attention_mask"], batch["response_mask"])

@@ -38,6 +38,11 @@ def sequence_logps(model, batch: dict[str, torch.Tensor], prefix: str = "") -> t
     return sequence_logprobs(logits, batch[f"{prefix}labels"])[0]
 
 
+def unwrapped(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside a DistributedDataParallel wrapper (or the model itself), for passes without gradient."""
+    return getattr(model, "module", model)
+
+
 class Reference(Protocol):
     def logps(self, policy, batch: dict[str, torch.Tensor], prefix: str = "") -> torch.Tensor: ...
 
@@ -58,7 +63,7 @@ class DisabledAdapter:
 
     @torch.no_grad()
     def logps(self, policy, batch, prefix=""):
-        peft_model = getattr(policy, "module", policy)  # unwrap DistributedDataParallel
+        peft_model = unwrapped(policy)
         with peft_model.disable_adapter():
             return sequence_logps(peft_model, batch, prefix)
 

@@ -41,6 +41,7 @@ from alignkit.models.reference import (
     Reference,
     precompute_reference_logps,
     sequence_logps,
+    unwrapped,
 )
 from alignkit.train.engine import Engine, RowCountedStep, RunResult, StepOutput
 from alignkit.train.run import load_stage_tokenizer, load_trainable_model, prepare_run_dir
@@ -149,7 +150,7 @@ class KTOStep(RowCountedStep):
         policy, _ = sequence_logprobs(logits, batch["labels"])
         reference = self.reference.logps(model, batch).to(policy.dtype)
         with torch.no_grad():
-            policy_mismatched = sequence_logps(getattr(model, "module", model), batch, "mismatched_")
+            policy_mismatched = sequence_logps(unwrapped(model), batch, "mismatched_")
         reference_mismatched = self.reference.logps(model, batch, "mismatched_").to(policy.dtype)
         z0 = kto_kl_estimate(policy_mismatched, reference_mismatched)
         losses = kto_loss(policy, reference, batch["desirable"], z0, p.beta,
@@ -188,7 +189,7 @@ def run_dpo(config: DPOConfig, *, resume: bool = False) -> RunResult:
 
     train_rows = prepare(train_records, "train")
     eval_rows = prepare(eval_records, "eval") if eval_records else []
-    model = load_trainable_model(config.model, config.lora)
+    model = load_trainable_model(config.model, config.lora, config.train.seed)
     reference = _build_reference(strategy, config, model, tokenizer.pad_token_id, {"train": train_rows,
                                                                                   "eval": eval_rows})
     if pref.loss == "kto":

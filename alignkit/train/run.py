@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import yaml
+from accelerate.utils import set_seed
 
 from alignkit.config import LoraConfig, ModelConfig, to_dict
 from alignkit.errors import AlignkitError
@@ -34,8 +35,9 @@ def load_stage_tokenizer(model_config: ModelConfig):
     return load_tokenizer(resolve_model_path(model_config.name, model_config.cache_dir))
 
 
-def load_trainable_model(model_config: ModelConfig, lora: LoraConfig):
-    """The model to train, with LoRA adapters when enabled."""
+def load_trainable_model(model_config: ModelConfig, lora: LoraConfig, seed: int):
+    """The model to train, with LoRA adapters when enabled (their initialisation seeded by ``seed``)."""
+    set_seed(seed)
     model = load_causal_lm(model_config)
     if lora.enabled:
         model = apply_lora(model, lora)

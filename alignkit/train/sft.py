@@ -58,6 +58,6 @@ def run_sft(config: SFTConfig, *, resume: bool = False) -> RunResult:
         return pack_examples(examples, config.data.max_length) if config.data.packing else examples
 
     train_rows, eval_rows = prepare(train_records, "train"), prepare(eval_records, "eval")
-    model = load_trainable_model(config.model, config.lora)
+    model = load_trainable_model(config.model, config.lora, config.train.seed)
     engine = Engine(model, tokenizer, SFTStep(tokenizer.pad_token_id), config.train, run_dir)
     return engine.fit(train_rows, eval_rows, resume=resume, merge_lora=config.lora.merge_on_save)

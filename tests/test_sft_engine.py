@@ -71,10 +71,10 @@ def test_resume_matches_uninterrupted_run_exactly(tiny_model_dir, tmp_path, monk
     interrupted = tmp_path / "interrupted"
     original = engine_module.Engine._optimizer_step
 
-    def crash_at_step_5(self, plan, step, rows):
+    def crash_at_step_5(self, row_batches, step):
         if step == 4:  # after the checkpoint at step 3 and one more logged step
             raise KeyboardInterrupt
-        return original(self, plan, step, rows)
+        return original(self, row_batches, step)
 
     monkeypatch.setattr(engine_module.Engine, "_optimizer_step", crash_at_step_5)
     config = tiny_config(tiny_model_dir, interrupted, "train.save_every=3")
@@ -103,11 +103,11 @@ def test_nan_stops_cleanly_and_keeps_last_good_checkpoint(tiny_model_dir, tmp_pa
     out = tmp_path / "run"
     original = engine_module.Engine._optimizer_step
 
-    def poison_at_step_3(self, plan, step, rows):
+    def poison_at_step_3(self, row_batches, step):
         if step == 2:
             with torch.no_grad():
                 next(self.model.parameters()).fill_(float("nan"))
-        return original(self, plan, step, rows)
+        return original(self, row_batches, step)
 
     monkeypatch.setattr(engine_module.Engine, "_optimizer_step", poison_at_step_3)
     with pytest.raises(TrainingDiverged, match=r"step 3: loss is nan; stopped before updating the weights; "

@@ -6,6 +6,11 @@ The engine owns everything else: processes (accelerate: one CPU process, DDP ove
 FSDP/DeepSpeed through ``accelerate launch``), accumulation, clipping, AdamW, the schedule,
 evaluation, checkpoints and exact resume, NaN checks, logging and the final model folder.
 
+Offline algorithms (SFT, reward models, DPO) train on a fixed list of rows (:meth:`Engine.fit`); one
+round of the loop is one optimizer step. Online RL (:meth:`Engine.fit_online`) adds a
+:class:`Collector`: each round (an RL iteration) collects fresh rows with the current policy, then
+runs a fixed number of optimizer steps over them.
+
 Loss normalisation. Each micro-batch returns the *sum* of its per-unit losses. Before the first
 forward of an optimizer step the engine counts the units of the whole global batch (all
 micro-batches on all processes) and back-propagates ``loss_sum · processes / units``; DDP averages
@@ -80,6 +85,23 @@ class RowCountedStep:
         return int(batch["num_tokens"])
 
 
+class Collector(Protocol):
+    """What online RL adds: fresh rows each iteration, made with the model being trained."""
+
+    def updates_per_iteration(self, num_processes: int) -> int:
+        """Optimizer steps each iteration runs over its rows."""
+
+    def collect(self, model: torch.nn.Module, iteration: int) -> tuple[list[Any], dict[str, float]]:
+        """This process's rows for ``iteration`` (0-based) and the metrics of collecting them."""
+
+    def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
+        """Held-out metrics (``eval_*``), or {} when there is nothing to evaluate."""
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
 @dataclass
 class RunResult:
     steps: int
@@ -113,40 +135,81 @@ class Engine:
         return self.accelerator.is_main_process
 
     def fit(self, train_rows: list, eval_rows: list, *, resume: bool = False, merge_lora: bool = True) -> RunResult:
+        """Train on ``train_rows`` (one round = one optimizer step); evaluate the step's loss on ``eval_rows``."""
         cfg, acc = self.config, self.accelerator
         plan = BatchPlan(len(train_rows), cfg.batch_size, cfg.micro_batch_size, acc.num_processes, cfg.seed)
         total = cfg.max_steps or cfg.epochs * plan.steps_per_epoch
-        scheduler = get_scheduler(SCHEDULES[cfg.schedule], self.optimizer, cfg.warmup_steps, total)
-        acc.register_for_checkpointing(scheduler)
 
+        def train_round(step: int) -> tuple[dict[str, float], int]:
+            rows = [[train_rows[i] for i in mb] for mb in plan.micro_batches(step, acc.process_index)]
+            return self._optimizer_step(rows, step)
+
+        evaluate = (lambda: self.evaluate(eval_rows)) if eval_rows else None
+        return self._loop(total, total, train_round, evaluate, self.step.evaluate_at_start, resume, merge_lora)
+
+    def fit_online(self, collector: Collector, iterations: int, *, resume: bool = False,
+                   merge_lora: bool = True) -> RunResult:
+        """``iterations`` rounds of: collect rows with the current model, then ``updates_per_iteration``
+        optimizer steps over them (each process shuffles and batches its own rows; ``train.batch_size``
+        counts rows across processes). Metrics of a round: the collector's, plus the mean over its
+        optimizer steps of the step's metrics. The collector's state is checkpointed with the model."""
+        cfg, acc = self.config, self.accelerator
+        updates = collector.updates_per_iteration(acc.num_processes)
+        local_batch = cfg.batch_size // acc.num_processes
+        acc.register_for_checkpointing(collector)
+
+        def train_round(iteration: int) -> tuple[dict[str, float], int]:
+            began = time.perf_counter()
+            rows, metrics = collector.collect(self.model, iteration)
+            collected = time.perf_counter()
+            plan = BatchPlan(len(rows), local_batch, cfg.micro_batch_size, 1, cfg.seed + iteration)
+            steps, tokens = [], 0
+            for update in range(updates):
+                batches = [[rows[i] for i in mb] for mb in plan.micro_batches(update, 0)]
+                step_metrics, step_tokens = self._optimizer_step(batches, iteration * updates + update)
+                steps.append(step_metrics)
+                tokens += step_tokens
+            metrics.update({k: sum(m[k] for m in steps) / len(steps) for k in steps[0]})
+            metrics.update(collect_seconds=collected - began, update_seconds=time.perf_counter() - collected)
+            return metrics, tokens
+
+        return self._loop(iterations, iterations * updates, train_round, lambda: collector.evaluate(self.model),
+                          True, resume, merge_lora)
+
+    def _loop(self, rounds: int, optimizer_steps: int, train_round, evaluate, evaluate_at_start: bool,
+              resume: bool, merge_lora: bool) -> RunResult:
+        """Run ``train_round(r)`` for r in [start, rounds) with the schedule, logging, evaluation and
+        checkpoints every stage shares; ``evaluate`` is a callable returning ``eval_*`` metrics, or None."""
+        cfg, acc = self.config, self.accelerator
+        self.scheduler = get_scheduler(SCHEDULES[cfg.schedule], self.optimizer, cfg.warmup_steps, optimizer_steps)
+        acc.register_for_checkpointing(self.scheduler)
         start = self._resume_step() if resume else 0
         log = None
         if self.is_main:
             log = MetricsLog(self.run_dir, resume_step=start if resume else None, tensorboard=cfg.tensorboard)
-        eval_before = self._initial_eval(eval_rows, log, resume)
+        eval_before = self._initial_eval(evaluate if evaluate_at_start else None, log, resume)
         first_loss = last_loss = None
         tokens, began = 0, time.perf_counter()
         with progress_bar(self.is_main) as bar:
-            task = bar.add_task(self.step.name, total=total, completed=start, loss="-", tps="-")
-            for step in range(start, total):
-                metrics, step_tokens = self._optimizer_step(plan, step, train_rows)
-                scheduler.step()
+            task = bar.add_task(self.step.name, total=rounds, completed=start, loss="-", tps="-")
+            for step in range(start, rounds):
+                metrics, step_tokens = train_round(step)
                 tokens += step_tokens
                 done = step + 1
                 last_loss = metrics["loss"]
                 first_loss = last_loss if first_loss is None else first_loss
                 tps = tokens / (time.perf_counter() - began)
                 bar.update(task, completed=done, loss=f"{last_loss:.4f}", tps=f"{tps:.0f}")
-                if cfg.eval_every and done % cfg.eval_every == 0 and done < total and eval_rows:
-                    metrics.update(self.evaluate(eval_rows))
-                if log and (done % cfg.log_every == 0 or done == total):
-                    log.log(done, {**metrics, "lr": scheduler.get_last_lr()[0], "tokens_per_second": tps})
+                if cfg.eval_every and done % cfg.eval_every == 0 and done < rounds and evaluate:
+                    metrics.update(evaluate())
+                if log and (done % cfg.log_every == 0 or done == rounds):
+                    log.log(done, {**metrics, "lr": self.scheduler.get_last_lr()[0], "tokens_per_second": tps})
                 if cfg.save_every and done % cfg.save_every == 0:
                     save_checkpoint(acc, self.run_dir, done, cfg.keep_checkpoints)
         seconds = time.perf_counter() - began
-        eval_after = self.evaluate(eval_rows) if eval_rows else {}
+        eval_after = evaluate() if evaluate else {}
         result = RunResult(
-            steps=total,
+            steps=rounds,
             train_seconds=seconds,
             tokens_per_second=tokens / seconds if seconds else 0.0,
             peak_memory_mb=_peak_memory_mb(acc.device),
@@ -158,10 +221,11 @@ class Engine:
         self._finish(result, log, merge_lora)
         return result
 
-    def _optimizer_step(self, plan: BatchPlan, step: int, rows: list) -> tuple[dict[str, float], int]:
-        """Forward and backward every micro-batch of this process, then one clipped AdamW update."""
+    def _optimizer_step(self, row_batches: list[list], step: int) -> tuple[dict[str, float], int]:
+        """Forward and backward every micro-batch of rows of this process, then one clipped AdamW update
+        and a scheduler step."""
         acc = self.accelerator
-        batches = [self.step.collate([rows[i] for i in mb]) for mb in plan.micro_batches(step, acc.process_index)]
+        batches = [self.step.collate(rows) for rows in row_batches]
         units = self._global_sum(float(sum(self.step.count(b) for b in batches)))
         scale = acc.num_processes / max(units, 1.0)
         totals: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=acc.device))
@@ -186,6 +250,7 @@ class Engine:
             raise TrainingDiverged(self._diverged_message(step + 1, bad[0], metrics[bad[0]]))
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
         return metrics, int(self._global_sum(float(tokens)))
 
     @torch.no_grad()
@@ -236,15 +301,15 @@ class Engine:
             console.print(f"resumed from {saved[-1]} (step {step})")
         return step
 
-    def _initial_eval(self, eval_rows: list, log: MetricsLog | None, resume: bool) -> dict[str, float]:
+    def _initial_eval(self, evaluate, log: MetricsLog | None, resume: bool) -> dict[str, float]:
         """Evaluate before training (logged as step 0); a resumed run reads it back from metrics.jsonl."""
-        if not eval_rows or not self.step.evaluate_at_start:
+        if evaluate is None:
             return {}
         if resume and log is not None and log.kept:
             first = log.kept[0]
             return {k: v for k, v in first.items() if k.startswith("eval_")}
-        metrics = self.evaluate(eval_rows)
-        if log is not None and not log.kept:
+        metrics = evaluate()
+        if log is not None and not log.kept and metrics:
             log.log(0, metrics)
         return metrics
 

@@ -8,6 +8,7 @@ from alignkit.data.records import (
     RECORD_TYPES,
     Demonstration,
     PreferencePair,
+    Prompt,
     Ranking,
     StepSolution,
     UnpairedFeedback,
@@ -164,4 +165,13 @@ def test_registry_names_every_kind():
         "ranking": Ranking,
         "unpaired": UnpairedFeedback,
         "steps": StepSolution,
+        "prompt": Prompt,
     } == RECORD_TYPES
+
+
+def test_prompt_records_carry_an_optional_reference_answer():
+    assert Prompt.from_row({"prompt": "2+2?", "answer": "4"}, "f:1") == Prompt(
+        prompt=({"role": "user", "content": "2+2?"},), answer="4")
+    assert Prompt.from_row({"prompt": "Hi"}, "f:2").answer is None
+    assert "missing field 'prompt'" in error(Prompt, {"answer": "4"})
+    assert "answer is empty" in error(Prompt, {"prompt": "Q", "answer": " "})

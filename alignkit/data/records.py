@@ -6,7 +6,8 @@ Every stage of the pipeline consumes one of these kinds:
 - :class:`PreferencePair` (reward model, DPO family): a prompt with a chosen and a rejected reply;
 - :class:`Ranking` (reward model from K-wise comparisons): a prompt with K ranked replies;
 - :class:`UnpairedFeedback` (KTO): a prompt with one reply marked desirable or not;
-- :class:`StepSolution` (process reward models, verifiable maths): a prompt with a step-by-step answer.
+- :class:`StepSolution` (process reward models, verifiable maths): a prompt with a step-by-step answer;
+- :class:`Prompt` (RL): a prompt to sample replies to, with an optional reference answer for a checker.
 
 Each class builds itself from a plain row (a dict read from JSON, parquet or a ``datasets`` table) with
 ``from_row(row, location)``. ``location`` names where the row came from (``"data.jsonl:17"``,
@@ -279,10 +280,31 @@ class StepSolution:
         return cls(prompt=prompt, steps=steps, labels=labels, answer=answer)
 
 
+@dataclasses.dataclass(frozen=True)
+class Prompt:
+    """A prompt for the policy to answer (RL), with an optional reference ``answer`` that a verifiable
+    reward (e.g. the GSM8K checker) compares the reply with.
+
+    Row form: ``{"prompt": str | messages, "answer": str}`` (``answer`` optional).
+    """
+
+    prompt: tuple[dict, ...]
+    answer: str | None = None
+
+    @classmethod
+    def from_row(cls, row: dict, location: str) -> Prompt:
+        prompt = as_messages(_field(row, "prompt", location, "'prompt' (and optionally 'answer')"), location)
+        answer = row.get("answer")
+        if answer is not None:
+            answer = _text(answer, "answer", location)
+        return cls(prompt=prompt, answer=answer)
+
+
 RECORD_TYPES = {
     "demonstration": Demonstration,
     "preference": PreferencePair,
     "ranking": Ranking,
     "unpaired": UnpairedFeedback,
     "steps": StepSolution,
+    "prompt": Prompt,
 }

@@ -170,6 +170,12 @@ def _hh_unpaired(row: dict, location: str) -> list:
     ]
 
 
+def _hh_prompts(row: dict, location: str) -> list:
+    """The conversation before the final reply (the chosen dialogue's; rejected is not read)."""
+    prompt, _ = _hh_dialogue(row, "chosen", location)
+    return [RECORD_TYPES["prompt"].from_row({"prompt": list(prompt)}, location)]
+
+
 # ---------------------------------------------------------------- GSM8K
 
 _CALCULATOR = re.compile(r"<<[^<>]*>>")
@@ -197,6 +203,12 @@ def _gsm8k_steps(row: dict, location: str) -> list:
     question, steps, final = _gsm8k_fields(row, location)
     row_out = {"prompt": question, "steps": steps, "answer": final}
     return [RECORD_TYPES["steps"].from_row(row_out, location)]
+
+
+def _gsm8k_prompts(row: dict, location: str) -> list:
+    """The question as the prompt, the final answer (after ``####``) as the reference answer."""
+    question, _, final = _gsm8k_fields(row, location)
+    return [RECORD_TYPES["prompt"].from_row({"prompt": question, "answer": final}, location)]
 
 
 def _gsm8k_demonstrations(row: dict, location: str) -> list:
@@ -228,6 +240,7 @@ DATASETS: dict[str, DatasetSpec] = {
             "preference": _hh_preferences,
             "demonstration": _hh_demonstrations,
             "unpaired": _hh_unpaired,
+            "prompt": _hh_prompts,
         },
     ),
     "gsm8k": DatasetSpec(
@@ -235,7 +248,7 @@ DATASETS: dict[str, DatasetSpec] = {
         local_split="train",
         hub="openai/gsm8k",
         hub_config="main",
-        adapters={"steps": _gsm8k_steps, "demonstration": _gsm8k_demonstrations},
+        adapters={"steps": _gsm8k_steps, "demonstration": _gsm8k_demonstrations, "prompt": _gsm8k_prompts},
     ),
 }
 

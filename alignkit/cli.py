@@ -3,6 +3,7 @@
     alignkit sft --config configs/quickstart.yaml --set train.max_steps=10
     alignkit rm --config configs/rm-smollm2-hh.yaml
     alignkit dpo --config configs/dpo-smollm2-hh.yaml --set preference.loss=ipo
+    alignkit rl --config configs/ppo-smollm2-hh.yaml --set rl.algo=grpo
     alignkit eval rm --model runs/rm
     alignkit sft --help          # every option, its type, default and meaning
 
@@ -18,7 +19,7 @@ import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from alignkit.config import DPOConfig, RMConfig, SFTConfig, describe, load_config
+from alignkit.config import DPOConfig, RLConfig, RMConfig, SFTConfig, describe, load_config
 from alignkit.errors import AlignkitError
 
 
@@ -47,11 +48,19 @@ def _run_dpo(config: DPOConfig, resume: bool) -> None:
     run_dpo(config, resume=resume)
 
 
+def _run_rl(config: RLConfig, resume: bool) -> None:
+    from alignkit.train.rl import run_rl
+
+    run_rl(config, resume=resume)
+
+
 STAGES = {
     "sft": Stage(SFTConfig, _run_sft, "Supervised fine-tuning on demonstrations (stage 1 of RLHF)."),
     "rm": Stage(RMConfig, _run_rm, "A reward model from human comparisons or rankings (stage 2 of RLHF)."),
     "dpo": Stage(DPOConfig, _run_dpo, "Preference optimisation without a reward model: DPO, cDPO, IPO, hinge, "
                  "KTO, ORPO, SimPO."),
+    "rl": Stage(RLConfig, _run_rl, "Online RL against a reward with a KL penalty to the reference: PPO, GRPO, RLOO "
+                "(stage 3 of RLHF)."),
 }
 
 
@@ -144,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sub.add_argument("--resume", action="store_true", help="Continue from the newest checkpoint in output_dir.")
     _add_eval_commands(commands)
+    from alignkit.annotate.cli import add_annotate_commands
+
+    add_annotate_commands(commands)
     return parser
 
 
@@ -152,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "eval":
             _run_eval(args)
+        elif args.command == "annotate":
+            from alignkit.annotate.cli import run_annotate
+
+            run_annotate(args)
         else:
             stage = STAGES[args.command]
             stage.run(load_config(stage.config, args.config, args.set), args.resume)

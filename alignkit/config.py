@@ -251,6 +251,137 @@ class GenerationConfig:
     seed: int = option(0, "Seed of the sampling; the same seed, prompts and batch_size give the same replies on CPU.")
 
 
+@dataclasses.dataclass
+class RLSettings:
+    algo: Literal["ppo", "grpo", "rloo"] = option(
+        "ppo",
+        "ppo: clipped surrogate with a value model and GAE (Schulman et al. 2017; Ziegler et al. 2019). grpo: "
+        "advantages normalised within each prompt's group of samples, no value model (Shao et al. 2024). rloo: "
+        "leave-one-out baseline within each group, no value model (Ahmadian et al. 2024).",
+    )
+    iterations: int = option(
+        20, "RL iterations; each samples a batch of rollouts, then runs ppo_epochs passes of updates on it.", min=1
+    )
+    prompts_per_iteration: int = option(8, "Prompts sampled per iteration (drawn in order from a shuffled set).", min=1)
+    samples_per_prompt: int = option(
+        1,
+        "Completions per prompt (G). An iteration has prompts_per_iteration x samples_per_prompt completions; "
+        "train.batch_size counts completions per optimizer step and train.micro_batch_size completions per "
+        "forward pass. grpo and rloo need G >= 2.",
+        min=1,
+    )
+    ppo_epochs: int = option(
+        1, "Passes over each iteration's completions; optimizer steps per iteration = this x completions / "
+        "train.batch_size.", min=1,
+    )
+    clip_eps: float = option(0.2, "Clip range epsilon of the probability ratio (PPO eq. 7).", min=0)
+    clip_eps_high: float | None = option(
+        None, "Upper clip range (DAPO clip-higher, Yu et al. 2025); null: clip_eps.", min=0
+    )
+    loss_aggregation: Literal["token_mean", "sequence_mean", "constant"] = option(
+        "token_mean",
+        "How per-token losses are averaged: over all tokens of the optimizer step (DAPO), per sequence then over "
+        "sequences (original GRPO), or over completions x max_new_tokens (Dr. GRPO).",
+    )
+    kl_coef: float = option(
+        0.05, "beta: weight of the KL penalty to the reference (the initial value with kl_target).", min=0
+    )
+    kl_estimator: Literal["k1", "k2", "k3"] = option(
+        "k1", "Per-token KL estimator (Schulman 2020): k1 = log pi/pi_ref, k2 = half its square, k3 = r - 1 - log r."
+    )
+    kl_penalty: Literal["reward", "loss"] = option(
+        "reward",
+        "Where the KL penalty acts: 'reward' subtracts beta x KL from the reward (per token for ppo, summed per "
+        "completion for grpo/rloo; InstructGPT); 'loss' adds beta x KL to the loss (GRPO, Shao et al. 2024, eq. 3).",
+    )
+    kl_target: float | None = option(
+        None, "Adaptive KL controller (Ziegler et al. 2019): target KL per completion (null: fixed beta).", min=1e-6
+    )
+    kl_horizon: float = option(10000.0, "Adaptive KL controller horizon, in completions.", min=1)
+    gamma: float = option(1.0, "PPO: discount gamma of GAE.", min=0, max=1)
+    lam: float = option(0.95, "PPO: lambda of GAE.", min=0, max=1)
+    whiten_advantages: bool = option(True, "PPO: whiten advantages over the iteration's response tokens.")
+    whiten_rewards: bool = option(False, "Normalise each iteration's sequence rewards to mean 0, std 1.")
+    reward_clip: float | None = option(None, "Clip sequence rewards to [-c, c] (after whitening).", min=0)
+    unfinished_penalty: float = option(
+        0.0, "Subtracted from the reward of a completion cut at generation.max_new_tokens (never ended).", min=0
+    )
+    group_scale: Literal["std", "none"] = option(
+        "std", "grpo: divide group-centred rewards by the group std (Shao et al.) or not (Dr. GRPO, Liu et al.)."
+    )
+    critic: Literal["head", "separate"] = option(
+        "separate",
+        "ppo's value model: 'head', a linear value head on the policy's last hidden state (shared trunk); "
+        "'separate', a second network with its own value head (LoRA too when lora.enabled).",
+    )
+    critic_init: Literal["policy", "reward"] = option(
+        "reward", "Where a separate critic starts: the policy's weights, or the reward model's (reward.kind model)."
+    )
+    vf_coef: float = option(0.1, "ppo: weight of the value loss added to the policy loss.", min=0)
+    value_clip: float | None = option(0.2, "ppo: clip range of the value prediction around its rollout value.", min=0)
+    ptx_coef: float = option(
+        0.0, "PPO-ptx (InstructGPT): weight gamma of the SFT loss on demonstrations mixed into every update.", min=0
+    )
+    ptx_data: str = option("alpaca-seed", "Demonstrations for PPO-ptx (same forms as data.train).")
+    reference: Literal["auto", "copy", "adapter"] = option(
+        "auto", "Reference policy for the KL: a frozen copy, or (LoRA) the policy with adapters off; auto: adapter "
+        "with LoRA, else copy."
+    )
+    sample_every: int = option(5, "Write a few prompts and completions to samples.jsonl every N iterations.", min=1)
+    eval_prompts: int = option(
+        0, "Held-out prompts scored before and after training (mean reward and KL); 0: no evaluation.", min=0
+    )
+
+
+@dataclasses.dataclass
+class RewardSourceConfig:
+    kind: Literal["model", "function", "gsm8k"] = option(
+        "model",
+        "model: a reward model folder from `alignkit rm` (single or ensemble). function: a Python callable "
+        "'module:function' called as f(prompts, completions) -> floats. gsm8k: 1 when the reply's final number "
+        "equals the prompt's reference answer, else 0.",
+    )
+    path: str | None = option(None, "kind model: the reward model (run folder, model folder or ensemble run).")
+    function: str | None = option(None, "kind function: 'package.module:function'.")
+    combine: Literal["mean", "min", "mean_minus_std"] = option(
+        "mean", "Ensemble: combine members by mean, min, or mean - lam x std."
+    )
+    lam: float = option(1.0, "Ensemble: lam of mean_minus_std.", min=0)
+    length_normalise: bool = option(
+        False, "Score the residual of the reward-on-length fit stored by `alignkit eval rm`."
+    )
+    batch_size: int = option(8, "Completions per reward-model forward pass.", min=1)
+    max_length: int = option(1024, "Longest (prompt + reply) the reward model reads; prompts cut from the left.", min=8)
+
+
+def _rl_data() -> DataConfig:
+    return DataConfig(train="hh-rlhf-harmless", on_error="skip")
+
+
+def _rl_train() -> TrainConfig:
+    return TrainConfig(learning_rate=1e-5, batch_size=8, micro_batch_size=4, schedule="constant")
+
+
+def _rl_generation() -> GenerationConfig:
+    return GenerationConfig(max_new_tokens=64, temperature=1.0)
+
+
+@dataclasses.dataclass
+class RLConfig:
+    """Online RL against a reward (stage 3 of RLHF): PPO, GRPO or RLOO with a KL penalty to the reference.
+    The number of optimizer steps is rl.iterations x rl.ppo_epochs x completions per iteration /
+    train.batch_size; train.epochs and train.max_steps do not apply."""
+
+    output_dir: str = option("runs/rl", "Folder for the policy, metrics, samples.jsonl, eval.json, checkpoints/.")
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    lora: LoraConfig = dataclasses.field(default_factory=LoraConfig)
+    data: DataConfig = dataclasses.field(default_factory=_rl_data)
+    train: TrainConfig = dataclasses.field(default_factory=_rl_train)
+    generation: GenerationConfig = dataclasses.field(default_factory=_rl_generation)
+    rl: RLSettings = dataclasses.field(default_factory=RLSettings)
+    reward: RewardSourceConfig = dataclasses.field(default_factory=RewardSourceConfig)
+
+
 # ---------------------------------------------------------------- loading and validation
 
 

@@ -28,3 +28,28 @@ def write_jsonl(path, rows):
     with opener(path, "wt", encoding="utf-8") as out:
         out.write("".join(json.dumps(row) + "\n" for row in rows))
     return path
+
+
+def word_policy(out_dir, tokenizer_dir, scale: float = 50.0):
+    """A tiny random model whose replies are mostly the words of :data:`WORDS` (their embedding rows,
+    tied to the output layer, scaled up), so a reward on one word is within reach of a few RL updates."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from alignkit.models import build_tiny_model, load_tokenizer
+
+    build_tiny_model(out_dir, tokenizer_dir)
+    tokenizer = load_tokenizer(str(out_dir))
+    model = AutoModelForCausalLM.from_pretrained(out_dir)
+    with torch.no_grad():
+        embeddings = model.get_input_embeddings().weight
+        for word in WORDS:
+            (token,) = tokenizer.encode(" " + word, add_special_tokens=False)
+            embeddings[token] *= scale
+    model.save_pretrained(out_dir)
+    return out_dir
+
+
+def river_share(prompts, completions):
+    """The planted reward: the share of a reply's words that are 'river'."""
+    return [c.text.split().count("river") / max(len(c.text.split()), 1) for c in completions]

@@ -30,6 +30,27 @@ import torch.nn.functional as F
 from alignkit.losses.sft import IGNORE_INDEX, shift_for_next_token
 
 
+def token_logprobs(
+    logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX, temperature: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token log π(label_{t+1} | tokens ≤ t) and the mask of labelled positions, each (B, T - 1).
+
+        logp_t = log softmax(logits_t / temperature)[label_{t+1}]     (0 where label_{t+1} = ignore)
+
+    logits: (B, T, V); labels: (B, T). ``temperature`` is the sampling temperature the tokens were drawn
+    with, so the log-probabilities are those of the sampling distribution. The chosen logit is gathered
+    and the log-partition subtracted, so no (B, T, V) log-softmax tensor is kept; in at least float32.
+    """
+    logits, labels = shift_for_next_token(logits, labels)
+    mask = labels != ignore_index
+    targets = torch.where(mask, labels, torch.zeros_like(labels)).unsqueeze(-1)
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    if temperature != 1.0:
+        logits = logits / temperature
+    logps = logits.gather(-1, targets).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    return logps * mask, mask
+
+
 def sequence_logprobs(
     logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX, average: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -38,15 +59,10 @@ def sequence_logprobs(
         log π(y | x) = Σ_{t: label_{t+1} ≠ ignore} log softmax(logits_t)[label_{t+1}]
 
     logits: (B, T, V); labels: (B, T). With ``average`` the sum is divided by the token count (a
-    sequence without labelled tokens gives 0). The chosen logit is gathered and the log-partition
-    subtracted, so no (B, T, V) log-softmax tensor is kept; the arithmetic is in at least float32.
+    sequence without labelled tokens gives 0). See :func:`token_logprobs`.
     """
-    logits, labels = shift_for_next_token(logits, labels)
-    mask = labels != ignore_index
-    targets = torch.where(mask, labels, torch.zeros_like(labels)).unsqueeze(-1)
-    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
-    token_logps = logits.gather(-1, targets).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-    total = (token_logps * mask).sum(-1)
+    logps, mask = token_logprobs(logits, labels, ignore_index)
+    total = logps.sum(-1)
     count = mask.sum(-1)
     if average:
         total = total / count.clamp(min=1)

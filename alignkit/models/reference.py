@@ -9,7 +9,8 @@ measure the policy against. Three ways to get its log-probabilities:
 
 Each strategy's ``logps(policy, batch, prefix)`` returns the summed log-probability of every
 sequence of ``batch`` (keys ``{prefix}input_ids``, ``{prefix}attention_mask``, ``{prefix}labels``),
-shape (B,), without gradient.
+shape (B,), without gradient. The two model strategies also give per-token values,
+``token_logps(policy, batch, temperature)``, shape (B, T - 1), for RL's KL penalty.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from safetensors.torch import save as safetensors_bytes
 
 from alignkit.data.collate import collate
 from alignkit.io import atomic_write_bytes
-from alignkit.losses.preference import sequence_logprobs
+from alignkit.losses.preference import sequence_logprobs, token_logprobs
 
 CACHE_FILE = "reference_logps.safetensors"
 
@@ -36,6 +37,24 @@ def sequence_logps(model, batch: dict[str, torch.Tensor], prefix: str = "") -> t
         input_ids=batch[f"{prefix}input_ids"], attention_mask=batch[f"{prefix}attention_mask"], use_cache=False
     ).logits
     return sequence_logprobs(logits, batch[f"{prefix}labels"])[0]
+
+
+def token_logps(model, batch: dict[str, torch.Tensor], temperature: float = 1.0) -> torch.Tensor:
+    """log π(token | context) of every labelled token of ``batch``, (B, T - 1), 0 elsewhere.
+
+    When the batch carries ``logits_from`` (s: no labelled token before position s + 1), only the
+    logits of positions ≥ s are computed (``logits_to_keep``), which skips the output layer on prompts.
+    """
+    start = int(batch.get("logits_from", 0))
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False,
+                   logits_to_keep=batch["input_ids"].shape[1] - start).logits
+    return logprobs_from(logits, batch["labels"], start, temperature)
+
+
+def logprobs_from(logits: torch.Tensor, labels: torch.Tensor, start: int, temperature: float = 1.0) -> torch.Tensor:
+    """:func:`token_logprobs` of logits kept from position ``start`` on, zero-filled back to (B, T - 1)."""
+    logps = token_logprobs(logits, labels[:, start:], temperature=temperature)[0]
+    return torch.nn.functional.pad(logps, (start, 0))
 
 
 def unwrapped(model: torch.nn.Module) -> torch.nn.Module:
@@ -57,6 +76,10 @@ class FrozenCopy:
     def logps(self, policy, batch, prefix=""):
         return sequence_logps(self.model, batch, prefix)
 
+    @torch.no_grad()
+    def token_logps(self, policy, batch, temperature=1.0):
+        return token_logps(self.model, batch, temperature)
+
 
 class DisabledAdapter:
     """π_ref = the LoRA policy with its adapters disabled for the duration of one forward pass."""
@@ -66,6 +89,12 @@ class DisabledAdapter:
         peft_model = unwrapped(policy)
         with peft_model.disable_adapter():
             return sequence_logps(peft_model, batch, prefix)
+
+    @torch.no_grad()
+    def token_logps(self, policy, batch, temperature=1.0):
+        peft_model = unwrapped(policy)
+        with peft_model.disable_adapter():
+            return token_logps(peft_model, batch, temperature)
 
 
 class Precomputed:

@@ -51,6 +51,10 @@ class GenerationBackend(Protocol):
         """
         ...
 
+    def generate_ids(self, rows: Sequence[Sequence[int]], config: GenerationConfig) -> list[Completion]:
+        """One completion per prompt given as token ids (already rendered and cut), in input order."""
+        ...
+
 
 class HFGenerator:
     """:class:`GenerationBackend` over a transformers causal LM and its tokenizer.
@@ -76,12 +80,12 @@ class HFGenerator:
         """One completion per prompt, in input order. A prompt longer than ``config.max_prompt_length``
         tokens loses its oldest tokens (how many prompts and tokens is printed). The model is run in
         eval mode and left in the mode it had."""
-        rows = [tokenize_prompt(prompt, self.tokenizer) for prompt in prompts]
-        cut = [max(0, len(row) - config.max_prompt_length) for row in rows]
-        rows = [row[n:] for row, n in zip(rows, cut, strict=True)]
-        if any(cut):
-            console.print(f"[yellow]generation: {sum(n > 0 for n in cut)} of {len(rows)} prompts longer than "
-                          f"{config.max_prompt_length} tokens ({sum(cut)} tokens cut from the left)")
+        return self.generate_ids(prompt_token_rows(prompts, self.tokenizer, config.max_prompt_length), config)
+
+    @torch.no_grad()
+    def generate_ids(self, rows: Sequence[Sequence[int]], config: GenerationConfig) -> list[Completion]:
+        """One completion per prompt given as token ids, in input order (sampling as :meth:`generate`)."""
+        rows = [list(row) for row in rows]
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
         results: dict[int, Completion] = {}
         was_training = self.model.training
@@ -123,6 +127,17 @@ class HFGenerator:
         kept = new if stop is None else new[: stop + 1]
         text = self.tokenizer.decode(kept, skip_special_tokens=True)
         return Completion(text=text, token_ids=tuple(kept), num_tokens=len(kept), finished=stop is not None)
+
+
+def prompt_token_rows(prompts: Sequence[tuple[dict, ...]], tokenizer, max_prompt_length: int) -> list[list[int]]:
+    """Each prompt rendered with the chat template and its assistant header, as token ids; a prompt
+    longer than ``max_prompt_length`` loses its oldest tokens (how many prompts and tokens is printed)."""
+    rows = [tokenize_prompt(prompt, tokenizer) for prompt in prompts]
+    cut = [max(0, len(row) - max_prompt_length) for row in rows]
+    if any(cut):
+        console.print(f"[yellow]generation: {sum(n > 0 for n in cut)} of {len(rows)} prompts longer than "
+                      f"{max_prompt_length} tokens ({sum(cut)} tokens cut from the left)")
+    return [row[n:] for row, n in zip(rows, cut, strict=True)]
 
 
 def _left_pad(rows: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,93 @@
+"""Where RL's sequence rewards come from: a reward model, a Python function, or a verifiable checker.
+
+A :class:`RewardSource` maps prompts (:class:`~alignkit.data.records.Prompt`) and their sampled
+completions (:class:`~alignkit.rl.generation.Completion`) to one float reward per completion.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Sequence
+from typing import Protocol
+
+import torch
+
+from alignkit.config import RewardSourceConfig
+from alignkit.data.records import Prompt
+from alignkit.errors import AlignkitError, ConfigError
+from alignkit.feedback.checkers import gsm8k_correct
+from alignkit.rl.generation import Completion
+
+
+class RewardSource(Protocol):
+    def __call__(self, prompts: Sequence[Prompt], completions: Sequence[Completion]) -> torch.Tensor:
+        """Rewards, shape (N,), float32, one per (prompt, completion)."""
+        ...
+
+
+class ModelReward:
+    """A trained reward model or ensemble (:class:`~alignkit.models.scorer.RewardScorer`) scoring the
+    rendered chat (prompt + reply text)."""
+
+    def __init__(self, config: RewardSourceConfig, device: torch.device | str = "cpu"):
+        from alignkit.models.scorer import RewardScorer
+
+        self.scorer = RewardScorer(config.path, combine=config.combine, lam=config.lam, batch_size=config.batch_size,
+                                   max_length=config.max_length, device=device,
+                                   length_normalise=config.length_normalise)
+
+    def __call__(self, prompts, completions):
+        return self.scorer.score([p.prompt for p in prompts], [c.text for c in completions]).float()
+
+
+class FunctionReward:
+    """A user's callable ``f(prompts, completions) -> sequence of floats``, named ``'module:function'``.
+
+    ``prompts`` are :class:`Prompt` records (``.prompt`` messages, ``.answer``); ``completions`` are
+    :class:`Completion` objects (``.text``, ``.token_ids``, ``.finished``).
+    """
+
+    def __init__(self, spec: str):
+        module_name, _, name = spec.partition(":")
+        if not module_name or not name:
+            raise ConfigError(f"reward.function: expected 'package.module:function', got {spec!r}")
+        try:
+            self.function = getattr(importlib.import_module(module_name), name)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"reward.function: cannot load {spec!r} ({exc})") from None
+        self.spec = spec
+
+    def __call__(self, prompts, completions):
+        values = list(self.function(list(prompts), list(completions)))
+        if len(values) != len(completions):
+            raise AlignkitError(f"reward function {self.spec}: returned {len(values)} rewards for "
+                                f"{len(completions)} completions (expected one each)")
+        bad = [v for v in values if not isinstance(v, (int, float)) or not math.isfinite(v)]
+        if bad:
+            raise AlignkitError(f"reward function {self.spec}: returned {bad[0]!r} (expected finite numbers)")
+        return torch.tensor(values, dtype=torch.float32)
+
+
+class GSM8KReward:
+    """1 when the completion's final number equals the prompt's reference answer, else 0."""
+
+    def __call__(self, prompts, completions):
+        missing = next((i for i, p in enumerate(prompts) if p.answer is None), None)
+        if missing is not None:
+            raise AlignkitError(f"reward kind gsm8k: prompt {missing} has no reference 'answer' (use data with "
+                                "answers, e.g. data.train: gsm8k)")
+        return torch.tensor([float(gsm8k_correct(c.text, p.answer)) for p, c in zip(prompts, completions, strict=True)])
+
+
+def build_reward(config: RewardSourceConfig, device: torch.device | str = "cpu") -> RewardSource:
+    """The reward source ``config`` names; ConfigError when its required key is missing."""
+    if config.kind == "model":
+        if config.path is None:
+            raise ConfigError("reward.path: reward kind 'model' needs the reward model's folder")
+        return ModelReward(config, device)
+    if config.kind == "function":
+        if config.function is None:
+            raise ConfigError("reward.function: reward kind 'function' needs 'package.module:function'")
+        return FunctionReward(config.function)
+    return GSM8KReward()

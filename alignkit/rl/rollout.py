@@ -1,0 +1,136 @@
+"""Rollouts: sampled completions turned into the rows that RL updates train on, and their advantages.
+
+A completion of prompt tokens p_1..p_P is r_1..r_R; its sequence is p_1..p_P r_1..r_R. Per-token
+quantities (log-probabilities, values, advantages, returns) live in the *response frame*: an
+(N, R_max) tensor whose row i holds completion i's R_i response tokens from column 0, with a mask.
+:func:`collate_rollouts` moves them to the model's next-token frame, (B, T - 1), where position t
+predicts token t + 1, so a response token at sequence position P + j sits at column P + j - 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from alignkit.config import RLSettings
+from alignkit.data.tokenize import IGNORE_INDEX
+from alignkit.rl.advantages import gae, group_advantages, masked_whiten, per_token_rewards, rloo_advantages
+from alignkit.rl.kl import kl_estimate
+
+PER_TOKEN = ("old_logps", "ref_logps", "advantages", "returns", "old_values")
+
+
+@dataclass
+class RolloutRow:
+    """One completion ready for updates: its sequence, where the response starts, and per-token
+    tensors over its R response tokens (``returns`` and ``old_values`` only with a value model)."""
+
+    input_ids: list[int]
+    prompt_length: int
+    old_logps: torch.Tensor
+    ref_logps: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor | None = None
+    old_values: torch.Tensor | None = None
+
+    @property
+    def response_length(self) -> int:
+        return len(self.input_ids) - self.prompt_length
+
+
+def collate_rollouts(rows: list[RolloutRow], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` (response tokens, else IGNORE),
+    (B, T); ``response_mask`` and each per-token field present on the rows in the next-token frame,
+    (B, T - 1); ``logits_from``, the first position whose logits are needed (the shortest prompt's
+    last token); ``num_rows`` and ``num_tokens`` (non-pad tokens)."""
+    width = max(len(row.input_ids) for row in rows)
+    batch = {
+        "input_ids": torch.full((len(rows), width), pad_token_id, dtype=torch.long),
+        "attention_mask": torch.zeros((len(rows), width), dtype=torch.long),
+        "labels": torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long),
+        "response_mask": torch.zeros((len(rows), width - 1), dtype=torch.bool),
+    }
+    fields = [name for name in PER_TOKEN if getattr(rows[0], name) is not None]
+    for name in fields:
+        batch[name] = torch.zeros((len(rows), width - 1), dtype=torch.float32)
+    for i, row in enumerate(rows):
+        n, p = len(row.input_ids), row.prompt_length
+        batch["input_ids"][i, :n] = torch.tensor(row.input_ids, dtype=torch.long)
+        batch["attention_mask"][i, :n] = 1
+        batch["labels"][i, p:n] = batch["input_ids"][i, p:n]
+        batch["response_mask"][i, p - 1 : n - 1] = True
+        for name in fields:
+            batch[name][i, p - 1 : n - 1] = getattr(row, name)
+    batch["logits_from"] = torch.tensor(min(row.prompt_length for row in rows) - 1)
+    batch["num_rows"] = torch.tensor(len(rows))
+    batch["num_tokens"] = batch["attention_mask"].sum()
+    return batch
+
+
+def response_frame(per_token: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    """Each row's values at its response tokens, from a next-token-frame tensor (B, T - 1)."""
+    return [per_token[i][batch["response_mask"][i]] for i in range(per_token.shape[0])]
+
+
+def pad_responses(values: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Response-frame rows stacked into (N, R_max) with zeros after each row, and the (N, R_max) mask."""
+    width = max(len(v) for v in values)
+    stacked = torch.zeros((len(values), width))
+    mask = torch.zeros((len(values), width), dtype=torch.bool)
+    for i, v in enumerate(values):
+        stacked[i, : len(v)] = v
+        mask[i, : len(v)] = True
+    return stacked, mask
+
+
+@dataclass
+class Advantages:
+    """What :func:`compute_advantages` returns, in the response frame (N, R_max)."""
+
+    advantages: torch.Tensor
+    returns: torch.Tensor | None
+    kl: torch.Tensor  # per-token KL estimate to the reference, 0 on padding
+    rewards: torch.Tensor  # (N,) sequence rewards after penalties, scaling and clipping
+
+
+def compute_advantages(
+    scores: torch.Tensor,
+    old_logps: torch.Tensor,
+    ref_logps: torch.Tensor,
+    mask: torch.Tensor,
+    settings: RLSettings,
+    kl_coef: float,
+    values: torch.Tensor | None = None,
+) -> Advantages:
+    """Advantages of one iteration's completions (completions of one prompt contiguous).
+
+    ``scores``: (N,) sequence rewards (reward model, function or checker, penalties applied);
+    whitened and clipped first when the settings ask. With ``kl_penalty: reward``:
+
+    - ppo: r_t = -β kl_t + [t = last] R, then GAE(γ, λ) on ``values`` (Ziegler et al. 2019);
+    - grpo / rloo: R ← R - β Σ_t kl_t, then the group or leave-one-out baseline, broadcast over tokens.
+
+    With ``kl_penalty: loss`` the rewards carry no KL (the update adds β·kl_t to the loss instead).
+    PPO's advantages are whitened over all valid tokens when ``whiten_advantages``.
+    """
+    rewards = scores.float()
+    if settings.whiten_rewards:
+        rewards = (rewards - rewards.mean()) / (rewards.std() + 1e-8) if rewards.numel() > 1 else rewards * 0
+    if settings.reward_clip is not None:
+        rewards = rewards.clamp(-settings.reward_clip, settings.reward_clip)
+    kl = kl_estimate(old_logps, ref_logps, settings.kl_estimator, mask)
+    beta = kl_coef if settings.kl_penalty == "reward" else 0.0
+    if settings.algo == "ppo":
+        token_rewards = per_token_rewards(rewards, kl, mask, beta)
+        advantages, returns = gae(token_rewards, values, mask, settings.gamma, settings.lam)
+        if settings.whiten_advantages:
+            advantages = masked_whiten(advantages, mask)
+        return Advantages(advantages, returns, kl, rewards)
+    penalised = rewards - beta * kl.sum(dim=1)
+    group = settings.samples_per_prompt
+    if settings.algo == "grpo":
+        sequence = group_advantages(penalised, group, normalise_std=settings.group_scale == "std")
+    else:
+        sequence = rloo_advantages(penalised, group)
+    return Advantages(sequence.unsqueeze(1) * mask, None, kl, penalised)

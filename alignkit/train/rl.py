@@ -1,0 +1,171 @@
+"""Online RL against a reward (stage 3 of RLHF): PPO, GRPO and RLOO on the one engine.
+
+Each iteration the :class:`~alignkit.rl.collector.RolloutCollector` samples completions with the
+current policy, scores them and computes advantages; :class:`RLStep` then turns minibatches of those
+rows into the clipped surrogate loss (plus the value loss for PPO, the KL term when it is in the loss,
+and the PPO-ptx language-modelling term), with the per-token losses averaged as
+``rl.loss_aggregation`` says.
+
+Batch sizes: an iteration has ``rl.prompts_per_iteration × rl.samples_per_prompt`` completions;
+``train.batch_size`` completions make one optimizer step, ``train.micro_batch_size`` one forward
+pass; ``rl.ppo_epochs`` passes over the iteration's completions.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+from accelerate import PartialState
+
+from alignkit.config import DataConfig, RLConfig
+from alignkit.data.collate import collate
+from alignkit.data.prepare import load_split, tokenize_records
+from alignkit.data.tokenize import tokenize_demonstration
+from alignkit.errors import ConfigError
+from alignkit.losses.ppo import aggregate, approx_kl, loss_units, policy_loss, value_loss
+from alignkit.losses.sft import masked_token_nll
+from alignkit.models import load_causal_lm
+from alignkit.models.reference import DisabledAdapter, FrozenCopy, logprobs_from, unwrapped
+from alignkit.models.reward import ensemble_members
+from alignkit.models.value import ActorCritic, load_critic, value_head
+from alignkit.rl.advantages import masked_mean
+from alignkit.rl.collector import RolloutCollector
+from alignkit.rl.kl import kl_estimate
+from alignkit.rl.rewards import build_reward
+from alignkit.rl.rollout import collate_rollouts
+from alignkit.train.engine import Engine, RunResult, StepOutput
+from alignkit.train.run import load_stage_tokenizer, load_trainable_model, prepare_run_dir
+
+
+class RLStep:
+    """A minibatch of rollout rows → the summed PPO-style loss over its units (tokens, sequences, or
+    sequences × max_new_tokens, by ``rl.loss_aggregation``)."""
+
+    evaluate_at_start = True
+
+    def __init__(self, config: RLConfig, pad_token_id: int, ptx_rows: list | None = None):
+        self.settings, self.name = config.rl, config.rl.algo
+        self.temperature = config.generation.temperature
+        self.max_len = config.generation.max_new_tokens
+        self.pad_token_id = pad_token_id
+        self.kl_coef = config.rl.kl_coef  # the collector sets the coefficient of each iteration
+        self.ptx_batches = None
+        if ptx_rows:
+            self.ptx_batches = _cycle_batches(ptx_rows, config.train.micro_batch_size, pad_token_id)
+
+    def collate(self, rows):
+        return collate_rollouts(rows, self.pad_token_id)
+
+    def count(self, batch) -> float:
+        return float(loss_units(batch["response_mask"], self.settings.loss_aggregation, self.max_len))
+
+    def tokens(self, batch) -> int:
+        return int(batch["num_tokens"])
+
+    def loss(self, model, batch) -> StepOutput:
+        s, mask = self.settings, batch["response_mask"]
+        start = int(batch["logits_from"])
+        logits, values = model(batch["input_ids"], batch["attention_mask"], logits_from=start)
+        logps = logprobs_from(logits, batch["labels"], start, self.temperature)
+        per_token, clipped = policy_loss(logps, batch["old_logps"], batch["advantages"], mask, s.clip_eps,
+                                         s.clip_eps_high)
+        units = self.count(batch)
+
+        def mean_times_units(x: torch.Tensor) -> torch.Tensor:  # logged as a token mean of the step
+            return masked_mean(x.detach().float(), mask) * units
+
+        sums = {"clip_fraction": mean_times_units(clipped), "approx_kl": mean_times_units(
+            approx_kl(logps.detach(), batch["old_logps"], mask))}
+        if s.kl_penalty == "loss" and self.kl_coef > 0:
+            kl = kl_estimate(logps, batch["ref_logps"], s.kl_estimator, mask)
+            per_token = per_token + self.kl_coef * kl
+            sums["kl_loss"] = mean_times_units(kl)
+        total, _ = aggregate(per_token, mask, s.loss_aggregation, self.max_len)
+        sums["policy_loss"] = total.detach()
+        if values is not None:
+            per_token_value = value_loss(values[:, :-1], batch["old_values"], batch["returns"], mask, s.value_clip)
+            value_sum, _ = aggregate(per_token_value, mask, s.loss_aggregation, self.max_len)
+            total = total + s.vf_coef * value_sum
+            sums["value_loss"] = value_sum.detach()
+        if self.ptx_batches is not None:
+            ptx = self._ptx_loss(model, batch["input_ids"].device)
+            total = total + s.ptx_coef * ptx * units
+            sums["ptx_loss"] = ptx.detach() * units
+        return StepOutput(total, sums)
+
+    def _ptx_loss(self, model, device) -> torch.Tensor:
+        """Mean next-token NLL of the next micro-batch of demonstrations (PPO-ptx, Ouyang et al. 2022, eq. 2)."""
+        batch = {k: v.to(device) for k, v in next(self.ptx_batches).items()}
+        logits, _ = model(batch["input_ids"], batch["attention_mask"], with_values=False)
+        nll, count = masked_token_nll(logits, batch["labels"])
+        return nll / count.clamp(min=1)
+
+    def exportable(self, model):
+        return unwrapped(model).policy
+
+
+def _cycle_batches(rows: list, size: int, pad_token_id: int):
+    """Collated micro-batches of ``rows``, cycling forever (the order is fixed)."""
+    return itertools.cycle([collate(rows[i : i + size], pad_token_id) for i in range(0, len(rows), size)])
+
+
+def check_rl_config(config: RLConfig) -> None:
+    """ConfigError for settings that cannot work together (nothing is changed silently)."""
+    s, gen, train = config.rl, config.generation, config.train
+    if s.algo in ("grpo", "rloo") and s.samples_per_prompt < 2:
+        raise ConfigError(f"rl.samples_per_prompt: {s.algo} compares each completion with the others of its "
+                          f"prompt, so it needs at least 2, got {s.samples_per_prompt}")
+    if gen.temperature == 0 or gen.top_p < 1 or gen.top_k > 0:
+        raise ConfigError("generation: RL needs the log-probabilities of the sampling distribution, so sample "
+                          "with temperature > 0, top_p 1 and top_k 0 (got temperature "
+                          f"{gen.temperature}, top_p {gen.top_p}, top_k {gen.top_k})")
+    if train.max_steps is not None or train.epochs != 1:
+        raise ConfigError("train.max_steps / train.epochs: RL runs rl.iterations iterations; leave these unset")
+    if s.reference == "adapter" and not config.lora.enabled:
+        raise ConfigError("rl.reference: 'adapter' disables the LoRA adapters, so it needs lora.enabled: true")
+    if s.algo == "ppo" and s.critic == "separate" and s.critic_init == "reward" and config.reward.kind != "model":
+        raise ConfigError("rl.critic_init: 'reward' starts the critic from the reward model, which needs "
+                          "reward.kind: model; use critic_init: policy")
+
+
+def run_rl(config: RLConfig, *, resume: bool = False) -> RunResult:
+    """Optimise ``config.model`` against ``config.reward`` with ``config.rl.algo``; write the run folder."""
+    check_rl_config(config)
+    run_dir = prepare_run_dir(config, resume=resume)
+    tokenizer = load_stage_tokenizer(config.model)
+    train_records, eval_records = load_split(config.data, "prompt", seed=config.train.seed)
+    prompts = [record for record, _ in train_records]
+    eval_prompts = [record for record, _ in eval_records][: config.rl.eval_prompts]
+    device = PartialState().device
+    policy = load_trainable_model(config.model, config.lora, config.train.seed)
+    model = _actor_critic(config, policy)
+    strategy = config.rl.reference
+    if strategy == "auto":
+        strategy = "adapter" if config.lora.enabled else "copy"
+    reference = DisabledAdapter() if strategy == "adapter" else FrozenCopy(load_causal_lm(config.model), device)
+    ptx_rows = _ptx_rows(config, tokenizer) if config.rl.ptx_coef > 0 else None
+    step = RLStep(config, tokenizer.pad_token_id, ptx_rows)
+    reward = build_reward(config.reward, device)
+    collector = RolloutCollector(config, prompts, eval_prompts, tokenizer, reward, reference, step, run_dir)
+    engine = Engine(model, tokenizer, step, config.train, run_dir)
+    return engine.fit_online(collector, config.rl.iterations, resume=resume, merge_lora=config.lora.merge_on_save)
+
+
+def _actor_critic(config: RLConfig, policy) -> ActorCritic:
+    """The policy with the value model PPO asks for (none for GRPO/RLOO)."""
+    s = config.rl
+    if s.algo != "ppo":
+        return ActorCritic(policy)
+    if s.critic == "head":
+        return ActorCritic(policy, head=value_head(unwrapped(policy).config.hidden_size))
+    source = str(ensemble_members(config.reward.path)[0]) if s.critic_init == "reward" else config.model.name
+    return ActorCritic(policy, critic=load_critic(source, config.model, config.lora))
+
+
+def _ptx_rows(config: RLConfig, tokenizer) -> list:
+    """Tokenised demonstrations of ``rl.ptx_data`` for PPO-ptx."""
+    data = DataConfig(train=config.rl.ptx_data, eval_fraction=0, max_length=config.data.max_length, on_error="skip")
+    records, _ = load_split(data, "demonstration", seed=config.train.seed)
+    return tokenize_records(records, "ptx", lambda r, where: tokenize_demonstration(
+        r, tokenizer, max_length=data.max_length, location=where), on_error="skip")

@@ -1,0 +1,164 @@
+"""Online RL (PPO, GRPO, RLOO) on tiny models: rollout layout, advantages, config checks, reward
+sources, and a tiny policy learning a planted reward with each algorithm."""
+
+import json
+
+import pytest
+import torch
+from helpers import WORDS, word_policy, write_jsonl
+
+from alignkit.config import ModelConfig, RLConfig, RLSettings, load_config
+from alignkit.data.records import Prompt
+from alignkit.errors import AlignkitError, ConfigError
+from alignkit.feedback.checkers import extract_answer, gsm8k_correct
+from alignkit.losses.preference import token_logprobs
+from alignkit.models import load_causal_lm
+from alignkit.models.reference import logprobs_from
+from alignkit.rl.advantages import gae, group_advantages, per_token_rewards, rloo_advantages
+from alignkit.rl.generation import Completion
+from alignkit.rl.kl import kl_estimate
+from alignkit.rl.rewards import FunctionReward, GSM8KReward
+from alignkit.rl.rollout import RolloutRow, collate_rollouts, compute_advantages, pad_responses, response_frame
+from alignkit.train.rl import check_rl_config, run_rl
+
+
+def row(prompt_length, response, fill=1.0):
+    n = len(response)
+    return RolloutRow(list(range(10, 10 + prompt_length)) + response, prompt_length,
+                      torch.full((n,), fill), torch.zeros(n), torch.arange(1.0, n + 1))
+
+
+def test_collate_puts_response_tokens_in_the_next_token_frame():
+    batch = collate_rollouts([row(3, [7, 8]), row(2, [5, 6, 9])], pad_token_id=0)
+    assert batch["input_ids"].tolist() == [[10, 11, 12, 7, 8], [10, 11, 5, 6, 9]]
+    assert batch["labels"].tolist() == [[-100, -100, -100, 7, 8], [-100, -100, 5, 6, 9]]
+    # Position t predicts token t + 1: response tokens at 3, 4 (row 0) and 2, 3, 4 (row 1).
+    assert batch["response_mask"].tolist() == [[False, False, True, True], [False, True, True, True]]
+    assert batch["advantages"].tolist() == [[0, 0, 1, 2], [0, 1, 2, 3]]
+    assert int(batch["logits_from"]) == 1 and int(batch["num_tokens"]) == 10
+    assert [v.tolist() for v in response_frame(batch["advantages"], batch)] == [[1, 2], [1, 2, 3]]
+    padded, mask = pad_responses(response_frame(batch["advantages"], batch))
+    assert padded.tolist() == [[1, 2, 0], [1, 2, 3]] and mask.sum() == 5
+
+
+def test_logits_kept_from_the_shortest_prompt_give_the_full_log_probs(tiny_model_dir):
+    model = load_causal_lm(ModelConfig(name=str(tiny_model_dir)))
+    batch = collate_rollouts([row(3, [7, 8]), row(2, [5, 6, 9])], pad_token_id=0)
+    full = token_logprobs(model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
+                          batch["labels"], temperature=0.7)[0]
+    start = int(batch["logits_from"])
+    kept = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                 logits_to_keep=batch["input_ids"].shape[1] - start).logits
+    assert torch.allclose(logprobs_from(kept, batch["labels"], start, 0.7), full, atol=1e-6)
+
+
+def settings(**fields) -> RLSettings:
+    return RLSettings(**fields)
+
+
+def test_ppo_advantages_are_gae_on_kl_shaped_rewards():
+    torch.manual_seed(0)
+    old, ref, values = torch.randn(3, 4), torch.randn(3, 4), torch.randn(3, 4)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]], dtype=torch.bool)
+    scores = torch.tensor([1.0, -0.5, 2.0])
+    s = settings(algo="ppo", kl_coef=0.1, gamma=0.9, lam=0.8, whiten_advantages=False)
+    out = compute_advantages(scores, old, ref, mask, s, 0.1, values)
+    kl = kl_estimate(old, ref, "k1", mask)
+    expected, returns = gae(per_token_rewards(scores, kl, mask, 0.1), values, mask, 0.9, 0.8)
+    assert torch.allclose(out.advantages, expected) and torch.allclose(out.returns, returns)
+    assert torch.allclose(out.kl, kl)
+
+
+def test_group_advantages_subtract_the_summed_kl_from_the_reward_and_broadcast():
+    old, ref = torch.zeros(4, 3), torch.full((4, 3), -0.5)  # k1 = 0.5 per token
+    mask = torch.tensor([[1, 1, 1], [1, 0, 0], [1, 1, 0], [1, 1, 1]], dtype=torch.bool)
+    scores = torch.tensor([1.0, 0.0, 0.5, 0.5])
+    for algo, baseline in (("rloo", rloo_advantages), ("grpo", group_advantages)):
+        s = settings(algo=algo, samples_per_prompt=2, kl_coef=0.2)
+        out = compute_advantages(scores, old, ref, mask, s, 0.2)
+        penalised = scores - 0.2 * 0.5 * mask.sum(1)
+        assert torch.allclose(out.rewards, penalised)
+        assert torch.allclose(out.advantages, baseline(penalised, 2).unsqueeze(1) * mask)
+        assert out.returns is None
+    in_loss = compute_advantages(scores, old, ref, mask, settings(algo="rloo", samples_per_prompt=2,
+                                                                  kl_penalty="loss"), 0.2)
+    assert torch.allclose(in_loss.rewards, scores)
+
+
+def test_config_combinations_that_cannot_work_are_errors():
+    def check(*overrides):
+        with pytest.raises(ConfigError) as info:
+            check_rl_config(load_config(RLConfig, None, list(overrides)))
+        return str(info.value)
+
+    assert "at least 2" in check("rl.algo=grpo", "rl.samples_per_prompt=1")
+    assert "temperature > 0" in check("generation.temperature=0")
+    assert "top_p 1" in check("generation.top_p=0.9")
+    assert "rl.iterations" in check("train.max_steps=3")
+    assert "lora.enabled" in check("rl.reference=adapter")
+    assert "reward.kind: model" in check("reward.kind=gsm8k", "rl.critic_init=reward")
+    check_rl_config(load_config(RLConfig, None, ["rl.algo=rloo", "rl.samples_per_prompt=4"]))
+
+
+def test_gsm8k_checker_reads_the_final_number():
+    assert extract_answer("So 3 + 4 = 7.\nThe answer is 7.") == "7"
+    assert extract_answer("We get 12 apples, then 15.") == "15"
+    assert extract_answer("#### 1,000") == "1,000" and extract_answer("no numbers") is None
+    assert gsm8k_correct("The answer is $1,000.", "1000")
+    assert gsm8k_correct("It is 2.50", "2.5") and not gsm8k_correct("It is 25", "2.5")
+    assert gsm8k_correct("The answer is 18. Then 3 more.", "18")  # the marked answer wins over later numbers
+    prompts = [Prompt(({"role": "user", "content": "q"},), "4")] * 2
+    completions = [Completion("2 + 2 = 4", (1,), 1, True), Completion("5", (1,), 1, True)]
+    assert GSM8KReward()(prompts, completions).tolist() == [1.0, 0.0]
+    with pytest.raises(AlignkitError, match="no reference 'answer'"):
+        GSM8KReward()([Prompt(({"role": "user", "content": "q"},))], completions[:1])
+
+
+def test_function_rewards_are_checked():
+    completions = [Completion("a", (1,), 1, True)] * 2
+    assert FunctionReward("helpers:river_share")([None, None], completions).tolist() == [0.0, 0.0]
+    with pytest.raises(ConfigError, match="package.module:function"):
+        FunctionReward("helpers")
+    with pytest.raises(ConfigError, match="cannot load"):
+        FunctionReward("helpers:nope")
+    reward = FunctionReward("helpers:river_share")
+    reward.function = lambda prompts, completions: [1.0]
+    with pytest.raises(AlignkitError, match="1 rewards for 2 completions"):
+        reward([None, None], completions)
+    reward.function = lambda prompts, completions: [1.0, float("nan")]
+    with pytest.raises(AlignkitError, match="finite"):
+        reward([None, None], completions)
+
+
+@pytest.fixture(scope="module")
+def word_policy_dir(tmp_path_factory, tokenizer_dir):
+    return word_policy(tmp_path_factory.mktemp("words") / "model", tokenizer_dir)
+
+
+@pytest.fixture(scope="module")
+def word_prompts(tmp_path_factory):
+    path = tmp_path_factory.mktemp("prompts") / "prompts.jsonl"
+    return write_jsonl(path, [{"prompt": f"Tell me about {word}"} for word in WORDS])
+
+
+@pytest.mark.parametrize("algo", ["ppo", "grpo", "rloo"])
+def test_a_tiny_policy_learns_a_planted_reward(algo, word_policy_dir, word_prompts, tmp_path):
+    out = tmp_path / algo
+    config = load_config(RLConfig, None, [
+        f"output_dir={out}", f"model.name={word_policy_dir}", f"data.train={word_prompts}", "data.eval_fraction=0.2",
+        "reward.kind=function", "reward.function=helpers:river_share", f"rl.algo={algo}",
+        "rl.samples_per_prompt=8", "rl.prompts_per_iteration=4", "rl.ppo_epochs=2", "rl.iterations=8",
+        "rl.kl_coef=0.01", "rl.critic=head", "rl.eval_prompts=3", "rl.sample_every=4",
+        "train.batch_size=16", "train.micro_batch_size=16", "train.learning_rate=1e-3",
+        "generation.max_new_tokens=8",
+    ])
+    run_rl(config)
+    rewards = [json.loads(line).get("reward") for line in (out / "metrics.jsonl").read_text().splitlines()]
+    rewards = [r for r in rewards if r is not None]
+    assert len(rewards) == 8
+    assert sum(rewards[-3:]) / 3 > max(0.3, 2 * sum(rewards[:3]) / 3), rewards
+    report = json.loads((out / "eval.json").read_text())
+    assert report["eval_reward"] > report["initial_eval_reward"]
+    assert (out / "model" / "model.safetensors").exists()
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert {s["iteration"] for s in samples} == {0, 4} and all("completion" in s for s in samples)

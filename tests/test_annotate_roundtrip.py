@@ -1,5 +1,6 @@
 """The command line end to end: import (all or nothing), generate with a tiny model, assign, label
-through the API, export every format under both aggregations, and alignkit's loaders read the export;
+through the API, export every format under both aggregations, alignkit's loaders read the export and
+`alignkit rm` trains on it;
 aggregation and the simulator on their own."""
 
 import json
@@ -22,7 +23,7 @@ EXPECTED = {("pairs", "majority"): 9, ("pairs", "bradley-terry"): 6, ("ranking",
             ("ranking", "bradley-terry"): 3, ("unpaired", "majority"): 9, ("unpaired", "bradley-terry"): 9}
 
 
-def test_import_label_export_and_load(tmp_path, monkeypatch, capsys):
+def test_import_label_export_and_load(tmp_path, monkeypatch, capsys, tiny_model_dir):
     db = f"sqlite:///{tmp_path / 'r.db'}"
     monkeypatch.setenv("ALIGNKIT_ANNOTATE_PASSWORD", PASSWORD)
     for name in ("a", "b", "c"):
@@ -58,6 +59,13 @@ def test_import_label_export_and_load(tmp_path, monkeypatch, capsys):
         == [[1, 2, 2]] * 3  # mean ranks 4/3, 7/3, 7/3
     assert main(["annotate", "export", "--db", db, "--project", "nope", "--format", "pairs",
                  "--out", str(tmp_path / "x.jsonl")]) == 2
+    for fmt, data_format in (("pairs", "pairs"), ("ranking", "rankings")):  # alignkit rm trains on the exports
+        run = tmp_path / f"rm-{fmt}"
+        settings = [f"output_dir={run}", f"model.name={tiny_model_dir}", f"data.train={tmp_path}/{fmt}-majority.jsonl",
+                    "data.eval_fraction=0", f"reward.data_format={data_format}", "train.batch_size=3",
+                    "train.micro_batch_size=3", "train.max_steps=2"]
+        assert main(["rm", *[arg for setting in settings for arg in ("--set", setting)]]) == 0, capsys.readouterr().err
+        assert (run / "model" / "model.safetensors").exists()
 
 
 def test_aggregation_by_majority_and_bradley_terry():

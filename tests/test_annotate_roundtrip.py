@@ -110,6 +110,8 @@ def test_simulator_page(tmp_path, tiny_model_dir):
     client = TestClient(create_app(db, simulator_model=str(tiny_model_dir)))
     token = login(client, "ann0")
     assert "Update the models" in client.get("/simulator").text
+    sampled = client.get("/simulator", params={"prompt": "Say hi", "sample": 1})
+    assert sampled.status_code == 200 and "Say hi" in sampled.text and 'name="sample" value="2"' in sampled.text
     form = {"csrf_token": token, "prompt": "<b>hi</b>", "response_0": "a", "response_1": "b", "response_2": "c",
             "rank_0": "1", "rank_1": "2", "rank_2": "3"}
     page = client.post("/simulator", data=form)

@@ -1,5 +1,8 @@
 """The simulator page (``/simulator``): rank three responses, see a reward model and a DPO step react.
 
+``GET /simulator?prompt=...&sample=N`` fills the three responses with replies sampled from the
+simulator's model (seed N); without ``sample`` the page shows a fixed example.
+
 The model comes from ``app.state.simulator_model`` (``alignkit annotate serve --simulator-model``);
 it is loaded on the first submission and kept. Any signed-in user may use it.
 """
@@ -33,9 +36,10 @@ def simulator(request: Request):
 
 
 @router.get("/simulator")
-def simulator_page(request: Request, user: CurrentUser):
-    return render(request, "simulator.html", user=user, prompt=EXAMPLE["prompt"], responses=EXAMPLE["responses"],
-                  ranks=[1, 2, 3], result=None)
+def simulator_page(request: Request, user: CurrentUser, prompt: str = EXAMPLE["prompt"], sample: int | None = None):
+    responses = EXAMPLE["responses"] if sample is None else simulator(request).sample(prompt, 3, seed=sample)
+    return render(request, "simulator.html", user=user, prompt=prompt, responses=responses, ranks=[1, 2, 3],
+                  result=None, next_sample=(sample or 0) + 1)
 
 
 @router.post("/simulator")
@@ -51,4 +55,4 @@ def simulate(request: Request, user: CsrfUser, form: Form):
     except AlignkitError as exc:
         error = str(exc)
     return render(request, "simulator.html", status_code=400 if error else 200, user=user, prompt=prompt,
-                  responses=responses, ranks=ranks, result=result, error=error)
+                  responses=responses, ranks=ranks, result=result, error=error, next_sample=1)

@@ -1,5 +1,6 @@
 """The simulator: what one person's ranking does to a reward model and to a policy.
 
+:meth:`Simulator.sample` draws K responses to a prompt from the policy (the default small model).
 Given a prompt, K responses and ranks (1 = best), :meth:`Simulator.update`
 
 1. scores every response with the reward model, takes ``rm_steps`` Adam steps on the ranking's pairs
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch.func import functional_call
 
-from alignkit.config import LoraConfig, ModelConfig
+from alignkit.config import GenerationConfig, LoraConfig, ModelConfig
 from alignkit.data.collate import collate
 from alignkit.data.comparisons import tokenize_responses
 from alignkit.data.records import as_messages
@@ -31,6 +32,7 @@ from alignkit.losses.preference import dpo_loss, sequence_logprobs
 from alignkit.losses.reward import bradley_terry_loss, ranking_to_pairs
 from alignkit.models.loading import load_causal_lm, load_tokenizer, resolve_model_path
 from alignkit.models.reward import load_reward_model
+from alignkit.rl.generation import HFGenerator
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,14 @@ class Simulator:
         self.optimizer = torch.optim.Adam(self.head.parameters(), lr=rm_lr)
         self.rm_steps, self.dpo_beta, self.dpo_lr, self.max_length = rm_steps, dpo_beta, dpo_lr, max_length
         self.lock = threading.Lock()
+
+    def sample(self, prompt: str, k: int = 3, *, seed: int = 0, max_new_tokens: int = 48) -> list[str]:
+        """``k`` replies to ``prompt`` sampled from the policy (temperature 0.9, seeded)."""
+        config = GenerationConfig(max_new_tokens=max_new_tokens, temperature=0.9, seed=seed, batch_size=k)
+        with self.lock:
+            completions = HFGenerator(self.policy, self.tokenizer).generate([as_messages(prompt, "simulator")] * k,
+                                                                           config)
+        return [c.text.strip() or "(empty reply)" for c in completions]
 
     def _batch(self, prompt: str, responses: list[str]) -> dict[str, torch.Tensor]:
         messages = as_messages(prompt, "simulator")

@@ -66,6 +66,33 @@ def test_annotator_ranks_with_the_keyboard(server, browser, tmp_path):
     assert (tmp_path / "next.png").stat().st_size > 0
 
 
+@pytest.mark.parametrize("kind", ["pairwise", "rating"])
+def test_pairwise_and_rating_tasks_from_the_keyboard(kind, browser, tmp_path):
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    seed(url, annotators=1, n_items=1, k=2, kind=kind, overlap=1)
+    proc, base = start_server(url)
+    try:
+        page = browser.new_page()
+        sign_in(page, base, "ann0")
+        page.click("text=Start")
+        page.click("#start")
+        keys = ["b"] if kind == "pairwise" else ["7", "6", "5", "1", "2", "3", "Backspace", "4"]
+        for key in keys:
+            page.keyboard.press(key)
+        page.screenshot(path=tmp_path / f"{kind}.png")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#all-done")
+        labels = json.loads(page.evaluate("fetch('/api/labels').then(r => r.text())"))
+        if kind == "pairwise":
+            assert labels[0]["payload"]["choice"] == "B"
+        else:
+            ratings = labels[0]["payload"]["ratings"]
+            assert [[r[c] for c in ("helpful", "harmless", "honest")] for r in ratings] == [[7, 6, 5], [1, 2, 4]]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def test_admin_exports(server, browser, tmp_path):
     base, ids = server
     page = browser.new_page()

@@ -59,11 +59,36 @@ function setupPairwise() {
   });
 }
 
+function setupRating(form) {
+  // Keys 1-7 fill the ratings in page order (response 1 helpful, harmless, honest, then response 2 ...);
+  // Backspace clears the last one. The select being filled is outlined.
+  const selects = Array.from(form.querySelectorAll(".ratings select"));
+  let current = 0;
+  const mark = () => selects.forEach((s, i) => s.classList.toggle("current", i === current));
+  document.addEventListener("keydown", (event) => {
+    if (event.target.closest("textarea, input[type=text], select")) return;
+    const n = Number.parseInt(event.key, 10);
+    if (n >= 1 && n <= 7 && current < selects.length) {
+      selects[current].value = String(n);
+      current += 1;
+    } else if (event.key === "Backspace" && current > 0) {
+      current -= 1;
+      selects[current].value = "";
+      event.preventDefault();
+    } else {
+      return;
+    }
+    mark();
+  });
+  mark();
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   const form = document.getElementById("label-form");
   if (!form) return;
   if (form.dataset.kind === "rank") setupRanking(form);
   if (form.dataset.kind === "pairwise") setupPairwise();
+  if (form.dataset.kind === "rating") setupRating(form);
   let sent = false;
   form.addEventListener("submit", (event) => { if (sent) event.preventDefault(); else sent = true; });
   document.addEventListener("keydown", (event) => {

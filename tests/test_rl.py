@@ -162,3 +162,35 @@ def test_a_tiny_policy_learns_a_planted_reward(algo, word_policy_dir, word_promp
     assert (out / "model" / "model.safetensors").exists()
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert {s["iteration"] for s in samples} == {0, 4} and all("completion" in s for s in samples)
+
+
+def test_resume_continues_exactly_with_the_kl_controller_state(word_policy_dir, word_prompts, tmp_path, monkeypatch):
+    from alignkit.rl.collector import RolloutCollector
+
+    def config(out, *extra):
+        return load_config(RLConfig, None, [
+            f"output_dir={out}", f"model.name={word_policy_dir}", f"data.train={word_prompts}", "data.eval_fraction=0",
+            "reward.kind=function", "reward.function=helpers:river_share", "rl.algo=rloo", "rl.samples_per_prompt=4",
+            "rl.prompts_per_iteration=2", "rl.iterations=4", "rl.kl_target=0.5", "rl.kl_horizon=8",
+            "train.batch_size=8", "train.micro_batch_size=4", "train.learning_rate=1e-3", "train.save_every=2",
+            "generation.max_new_tokens=6", *extra])
+
+    def curve(out):
+        return [(r["reward"], r["kl_coef"], r["loss"]) for r in map(json.loads, (out / "metrics.jsonl").open())]
+
+    run_rl(config(tmp_path / "straight"))
+    original = RolloutCollector.collect
+
+    def crash_at_iteration_3(self, model, iteration):
+        if iteration == 3:
+            raise KeyboardInterrupt
+        return original(self, model, iteration)
+
+    monkeypatch.setattr(RolloutCollector, "collect", crash_at_iteration_3)
+    with pytest.raises(KeyboardInterrupt):
+        run_rl(config(tmp_path / "interrupted"))
+    monkeypatch.setattr(RolloutCollector, "collect", original)
+    run_rl(config(tmp_path / "interrupted"), resume=True)
+    straight, resumed = curve(tmp_path / "straight"), curve(tmp_path / "interrupted")
+    assert len({beta for _, beta, _ in straight}) > 1  # the controller moved beta
+    assert resumed == straight

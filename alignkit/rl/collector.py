@@ -136,11 +136,14 @@ class RolloutCollector:
         s, n = self.settings, len(self.prompts)
         per_process = s.prompts_per_iteration // self.state.num_processes
         start = iteration * s.prompts_per_iteration + self.state.process_index * per_process
+        orders: dict[int, list[int]] = {}  # the shuffled prompt order of each epoch this iteration touches
         chosen = []
         for position in range(start, start + per_process):
             epoch, offset = divmod(position, n)
-            order = torch.randperm(n, generator=torch.Generator().manual_seed(self.config.train.seed + epoch))
-            chosen.append(int(order[offset]))
+            if epoch not in orders:
+                seed = self.config.train.seed + epoch
+                orders[epoch] = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+            chosen.append(orders[epoch][offset])
         return [self.prompts[i] for i in chosen], [self.prompt_rows[i] for i in chosen]
 
     @torch.no_grad()

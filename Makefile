@@ -24,7 +24,7 @@ quickstart: install
 	$(VENV)/bin/alignkit sft --config configs/quickstart.yaml
 
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow"

@@ -126,7 +126,7 @@ def test_load_records_with_nothing_left(tmp_path):
     with pytest.raises(DataError, match="unknown record kind 'sft'"):
         load_records(str(path), "sft")
     with pytest.raises(
-        DataError, match="gsm8k: provides 'steps' or 'demonstration' records, not 'preference'"
+        DataError, match="gsm8k: provides 'steps' or 'demonstration' or 'prompt' records, not 'preference'"
     ):
         load_records("gsm8k", "preference")
 

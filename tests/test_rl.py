@@ -156,7 +156,7 @@ def test_a_tiny_policy_learns_a_planted_reward(algo, word_policy_dir, word_promp
     rewards = [json.loads(line).get("reward") for line in (out / "metrics.jsonl").read_text().splitlines()]
     rewards = [r for r in rewards if r is not None]
     assert len(rewards) == 8
-    assert sum(rewards[-3:]) / 3 > max(0.3, 2 * sum(rewards[:3]) / 3), rewards
+    assert sum(rewards[-3:]) / 3 > max(0.5, 3 * rewards[0]), rewards  # rewards[0]: the policy before any update
     report = json.loads((out / "eval.json").read_text())
     assert report["eval_reward"] > report["initial_eval_reward"]
     assert (out / "model" / "model.safetensors").exists()

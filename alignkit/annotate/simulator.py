@@ -3,17 +3,17 @@
 :meth:`Simulator.sample` draws K responses to a prompt from the policy (the default small model).
 Given a prompt, K responses and ranks (1 = best), :meth:`Simulator.update`
 
-1. scores every response with the reward model, takes ``rm_steps`` Adam steps on the ranking's pairs
-   with alignkit's Bradley-Terry loss (``losses.reward.bradley_terry_loss``; only the scalar head
-   trains, so a step costs one forward pass of the frozen backbone), and scores again; the reward
-   model keeps what it learned for the next ranking;
-2. computes the policy's log-probability of each response, the DPO loss on the same pairs
-   (``losses.preference.dpo_loss``, the reference being the policy as it is), its gradient, and the
-   log-probabilities under the weights one SGD step of ``dpo_lr`` would give. The policy itself is
-   not changed (the stepped weights are used through ``torch.func.functional_call``).
+1. scores every response with the reward model, a new scalar head on the policy's own final hidden
+   state at the last token (the trunk is shared and frozen, so one forward pass gives every feature),
+   takes ``rm_steps`` Adam steps on the ranking's pairs with alignkit's Bradley-Terry loss
+   (``losses.reward.bradley_terry_loss``), and scores again; the head keeps what it learned;
+2. from the same forward pass, computes the policy's log-probability of each response, the DPO loss
+   on the same pairs (``losses.preference.dpo_loss``, the reference being the policy as it is), its
+   gradient, and the log-probabilities under the weights one SGD step of ``dpo_lr`` would give. The
+   policy itself is not changed (the stepped weights are used through ``torch.func.functional_call``).
 
-Calls are serialised with a lock; on CPU a tiny model answers in well under a second, SmolLM2-135M
-in a few seconds.
+A submission costs one forward and one backward pass of the policy and one forward pass of the
+stepped weights (``benchmarks/simulator_latency.py`` times it). Calls are serialised with a lock.
 """
 
 from __future__ import annotations
@@ -24,14 +24,15 @@ from dataclasses import dataclass
 import torch
 from torch.func import functional_call
 
-from alignkit.config import GenerationConfig, LoraConfig, ModelConfig
+from alignkit.config import GenerationConfig, ModelConfig
 from alignkit.data.collate import collate
 from alignkit.data.comparisons import tokenize_responses
 from alignkit.data.records import as_messages
-from alignkit.losses.preference import dpo_loss, sequence_logprobs
+from alignkit.data.tokenize import IGNORE_INDEX
+from alignkit.losses.preference import dpo_loss
 from alignkit.losses.reward import bradley_terry_loss, ranking_to_pairs
 from alignkit.models.loading import load_causal_lm, load_tokenizer, resolve_model_path
-from alignkit.models.reward import load_reward_model
+from alignkit.models.reference import logprobs_from
 from alignkit.rl.generation import HFGenerator
 
 
@@ -48,19 +49,16 @@ class SimulationResult:
 
 
 class Simulator:
-    """A reward model (new scalar head on ``model``) and the policy ``model``, on CPU in float32."""
+    """The policy ``model`` and a reward head on its final hidden state, on CPU in float32."""
 
     def __init__(self, model: str, *, rm_steps: int = 5, rm_lr: float = 1e-2, dpo_beta: float = 0.1,
                  dpo_lr: float = 1e-2, max_length: int = 256):
         path = resolve_model_path(model)
         self.tokenizer = load_tokenizer(path)
-        self.reward_model = load_reward_model(ModelConfig(name=path), LoraConfig(), "last")
         self.policy = load_causal_lm(ModelConfig(name=path))
-        self.head = self.reward_model.hf_model.score
-        for param in self.reward_model.parameters():
-            param.requires_grad_(False)
-        for param in self.head.parameters():
-            param.requires_grad_(True)
+        config = self.policy.config
+        self.head = torch.nn.Linear(config.hidden_size, 1, bias=False)
+        torch.nn.init.normal_(self.head.weight, std=getattr(config, "initializer_range", 0.02))
         self.optimizer = torch.optim.Adam(self.head.parameters(), lr=rm_lr)
         self.rm_steps, self.dpo_beta, self.dpo_lr, self.max_length = rm_steps, dpo_beta, dpo_lr, max_length
         self.lock = threading.Lock()
@@ -80,47 +78,56 @@ class Simulator:
         return collate(rows, pad)
 
     def update(self, prompt: str, responses: list[str], ranks: list[int]) -> SimulationResult:
-        """Train the reward model on the ranking and simulate one DPO step (see the module doc).
+        """Train the reward head on the ranking and simulate one DPO step (see the module doc).
         Raises DataError when the ranks tie every response (no pair to learn from)."""
         pairs, _ties = ranking_to_pairs(ranks, "simulator")
         batch = self._batch(prompt, responses)
         better = torch.tensor([p[0] for p in pairs])
         worse = torch.tensor([p[1] for p in pairs])
         with self.lock:
-            before, rm_before, after, rm_after = self._train_reward(batch, better, worse)
-            logp_before, logp_after, loss = self._dpo_step(batch, better, worse)
+            out = self.policy(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                              output_hidden_states=True, logits_to_keep=self._logits_to_keep(batch))
+            last = batch["attention_mask"].sum(-1) - 1
+            features = out.hidden_states[-1][torch.arange(len(responses)), last].detach()
+            before, rm_before, after, rm_after = self._train_reward(features, better, worse)
+            logp_before, logp_after, loss = self._dpo_step(batch, out.logits, better, worse)
         return SimulationResult(before, after, logp_before, logp_after, pairs, rm_before, rm_after, loss)
 
-    def _rewards(self, batch) -> torch.Tensor:
-        return self.reward_model(batch["input_ids"], batch["attention_mask"])
-
-    def _train_reward(self, batch, better, worse):
+    def _train_reward(self, features, better, worse):
+        """``rm_steps`` Adam steps of the head on the pairs; rewards and losses before and after."""
         with torch.no_grad():
-            before = self._rewards(batch)
+            before = self.head(features).squeeze(-1)
         loss_before = bradley_terry_loss(before[better], before[worse]).mean().item()
         for _ in range(self.rm_steps):
             self.optimizer.zero_grad()
-            rewards = self._rewards(batch)
+            rewards = self.head(features).squeeze(-1)
             bradley_terry_loss(rewards[better], rewards[worse]).mean().backward()
             self.optimizer.step()
         with torch.no_grad():
-            after = self._rewards(batch)
+            after = self.head(features).squeeze(-1)
         loss_after = bradley_terry_loss(after[better], after[worse]).mean().item()
         return before.tolist(), loss_before, after.tolist(), loss_after
 
-    def _logps(self, batch, params=None) -> torch.Tensor:
-        inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
-        logits = (self.policy(**inputs) if params is None else functional_call(self.policy, params, (), inputs)).logits
-        return sequence_logprobs(logits, batch["labels"])[0]
+    @staticmethod
+    def _logits_to_keep(batch) -> int:
+        """Logits are needed from the last prompt token on (the replies share one prompt)."""
+        first_reply_token = int((batch["labels"] != IGNORE_INDEX).float().argmax(dim=1).min())
+        return batch["input_ids"].shape[1] - (first_reply_token - 1)
 
-    def _dpo_step(self, batch, better, worse):
+    def _logps(self, logits, batch) -> torch.Tensor:
+        start = batch["input_ids"].shape[1] - logits.shape[1]
+        return logprobs_from(logits, batch["labels"], start).sum(-1)
+
+    def _dpo_step(self, batch, logits, better, worse):
         params = dict(self.policy.named_parameters())
-        logps = self._logps(batch)
+        logps = self._logps(logits, batch)
         reference = logps.detach()
         loss = dpo_loss(logps[better], logps[worse], reference[better], reference[worse], self.dpo_beta).mean()
         grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
         stepped = {name: p.detach() - self.dpo_lr * g if g is not None else p.detach()
                    for (name, p), g in zip(params.items(), grads, strict=True)}
+        inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"],
+                  "logits_to_keep": logits.shape[1]}
         with torch.no_grad():
-            after = self._logps(batch, stepped)
+            after = self._logps(functional_call(self.policy, stepped, (), inputs).logits, batch)
         return reference.tolist(), after.tolist(), loss.item()

@@ -76,10 +76,16 @@ def test_pairwise_and_rating_tasks_from_the_keyboard(kind, browser, tmp_path):
         sign_in(page, base, "ann0")
         page.click("text=Start")
         page.click("#start")
+        page.wait_for_selector("#label-form")
+        page.wait_for_load_state("load")  # the shortcuts are set up when the page's script has run
         keys = ["b"] if kind == "pairwise" else ["7", "6", "5", "1", "2", "3", "Backspace", "4"]
         for key in keys:
             page.keyboard.press(key)
         page.screenshot(path=tmp_path / f"{kind}.png")
+        if kind == "rating":
+            filled = [page.input_value(f"select[name=rating_{i}_{c}]") for i in range(2)
+                      for c in ("helpful", "harmless", "honest")]
+            assert filled == ["7", "6", "5", "1", "2", "4"]
         page.keyboard.press("Enter")
         page.wait_for_selector("#all-done")
         labels = json.loads(page.evaluate("fetch('/api/labels').then(r => r.text())"))

@@ -72,10 +72,14 @@ def current_user(request: Request, db: DB) -> User:
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-def admin_user(user: CurrentUser) -> User:
+def _require_admin(user: User) -> User:
     if user.role != "admin":
         raise Forbidden
     return user
+
+
+def admin_user(user: CurrentUser) -> User:
+    return _require_admin(user)
 
 
 AdminUser = Annotated[User, Depends(admin_user)]
@@ -95,9 +99,7 @@ CsrfUser = Annotated[User, Depends(csrf_protect)]
 
 
 def admin_csrf(user: CsrfUser) -> User:
-    if user.role != "admin":
-        raise Forbidden
-    return user
+    return _require_admin(user)
 
 
 AdminCsrf = Annotated[User, Depends(admin_csrf)]

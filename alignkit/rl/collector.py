@@ -22,7 +22,7 @@ from alignkit.config import RLConfig
 from alignkit.data.records import Prompt
 from alignkit.errors import ConfigError
 from alignkit.losses.ppo import entropy_from_logits, explained_variance
-from alignkit.models.reference import Reference, logprobs_from, unwrapped
+from alignkit.models.reference import DisabledAdapter, FrozenCopy, logprobs_from, unwrapped
 from alignkit.rl.generation import Completion, HFGenerator, prompt_token_rows
 from alignkit.rl.kl import AdaptiveKLController, FixedKLController, kl_estimate
 from alignkit.rl.rewards import RewardSource
@@ -53,7 +53,7 @@ class RolloutCollector:
     """The :class:`~alignkit.train.engine.Collector` of PPO, GRPO and RLOO."""
 
     def __init__(self, config: RLConfig, prompts: list[Prompt], eval_prompts: list[Prompt], tokenizer,
-                 reward: RewardSource, reference: Reference, step, run_dir: Path):
+                 reward: RewardSource, reference: FrozenCopy | DisabledAdapter, step, run_dir: Path):
         s = config.rl
         self.config, self.settings, self.tokenizer = config, s, tokenizer
         self.reward, self.reference, self.step, self.run_dir = reward, reference, step, Path(run_dir)
@@ -120,7 +120,7 @@ class RolloutCollector:
             return {}
         scored, _ = self._sample_and_score(unwrapped(model), self.eval_prompts, self.eval_rows, 1,
                                            self.config.generation.seed)
-        kl = _kl_sum(scored, self.settings.kl_estimator)
+        kl = kl_estimate(scored.old_logps, scored.ref_logps, self.settings.kl_estimator, scored.mask).sum(dim=1)
         return {f"eval_{k}": v for k, v in _score_metrics(scored, kl).items()}
 
     def state_dict(self) -> dict:
@@ -203,10 +203,6 @@ class RolloutCollector:
                  [:SAMPLES_PER_LOG]]
         with (self.run_dir / SAMPLES_FILE).open("a") as out:
             out.write("".join(line + "\n" for line in lines))
-
-
-def _kl_sum(scored: Scored, estimator: str) -> torch.Tensor:
-    return kl_estimate(scored.old_logps, scored.ref_logps, estimator, scored.mask).sum(dim=1)
 
 
 def _score_metrics(scored: Scored, kl_per_completion: torch.Tensor) -> dict[str, float]:

@@ -94,14 +94,31 @@ def _add_eval_commands(commands) -> None:
     winrate.add_argument("--data", help="Prompts of these preference pairs (any data source); default: the "
                          "held-out split of the policy's run folder.")
     winrate.add_argument("--num-prompts", type=int, default=100, help="Evaluate on the first N distinct prompts.")
-    winrate.add_argument("--max-new-tokens", type=int, default=128, help="Longest reply in tokens.")
-    winrate.add_argument("--temperature", type=float, default=0.7, help="Sampling temperature; 0 is greedy.")
-    winrate.add_argument("--top-p", type=float, default=1.0, help="Nucleus sampling threshold (1: off).")
-    winrate.add_argument("--seed", type=int, default=0, help="Seed of the sampling and of the bootstrap.")
-    winrate.add_argument("--batch-size", type=int, default=16, help="Prompts per generate call.")
+    _add_generation_arguments(winrate, max_new_tokens=128, temperature=0.7)
     winrate.add_argument("--judge-max-length", type=int, default=1024,
                          help="Longest (prompt + reply) the judge scores, in tokens; longer prompts lose their oldest.")
     winrate.add_argument("--out", help="Output folder (default: <policy>/winrate-vs-<baseline folder name>).")
+    accuracy = kinds.add_parser(
+        "gsm8k",
+        help="Accuracy of a policy on maths problems with a known final answer (GSM8K's checker).",
+        description="Generates one reply per problem and checks its final number against the reference answer; "
+        "reports the accuracy with a 95% Wilson interval. Writes accuracy.json and samples.jsonl to --out.",
+    )
+    accuracy.add_argument("--policy", required=True, help="The policy: a run folder, model folder or model name.")
+    accuracy.add_argument("--split-from", help="Use the held-out split of this run folder (default: the policy's).")
+    accuracy.add_argument("--data", help="Problems of this data source instead (e.g. gsm8k or a .jsonl of prompts "
+                          "with answers).")
+    accuracy.add_argument("--num-problems", type=int, default=200, help="Evaluate on the first N problems.")
+    _add_generation_arguments(accuracy, max_new_tokens=256, temperature=0.0)
+    accuracy.add_argument("--out", help="Output folder (default: <policy>/accuracy, or runs/accuracy-<name>).")
+
+
+def _add_generation_arguments(parser, *, max_new_tokens: int, temperature: float) -> None:
+    parser.add_argument("--max-new-tokens", type=int, default=max_new_tokens, help="Longest reply in tokens.")
+    parser.add_argument("--temperature", type=float, default=temperature, help="Sampling temperature; 0 is greedy.")
+    parser.add_argument("--top-p", type=float, default=1.0, help="Nucleus sampling threshold (1: off).")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the sampling (and of a bootstrap).")
+    parser.add_argument("--batch-size", type=int, default=16, help="Prompts per generate call.")
 
 
 def _run_eval(args) -> None:
@@ -115,11 +132,22 @@ def _run_eval(args) -> None:
         write_report(Path(args.model), report)
         return
     from alignkit.config import GenerationConfig
-    from alignkit.evaluate.winrate import evaluate_winrate, print_report, winrate_prompts
 
     flags = {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "top_p": args.top_p,
              "seed": args.seed, "batch_size": args.batch_size}
     generation = load_config(GenerationConfig, None, [f"{key}={value}" for key, value in flags.items()])
+    if args.eval_kind == "gsm8k":
+        from alignkit.evaluate.accuracy import accuracy_problems, evaluate_accuracy, print_accuracy
+
+        is_run = Path(args.policy, "config.yaml").is_file()
+        problems = accuracy_problems(args.split_from or (args.policy if is_run and not args.data else None),
+                                     args.data, args.num_problems)
+        out = Path(args.out) if args.out else (
+            Path(args.policy) / "accuracy" if is_run else Path("runs") / f"accuracy-{Path(args.policy).name}")
+        print_accuracy(evaluate_accuracy(args.policy, problems, generation, out), out)
+        return
+    from alignkit.evaluate.winrate import evaluate_winrate, print_report, winrate_prompts
+
     prompts = winrate_prompts(args.policy, args.data, args.num_prompts)
     out = Path(args.out) if args.out else Path(args.policy) / f"winrate-vs-{Path(args.baseline).name}"
     report = evaluate_winrate(args.policy, args.baseline, args.judge, prompts, generation, out,

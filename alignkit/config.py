@@ -68,6 +68,10 @@ class DataConfig:
     eval_fraction: float = option(
         0.1, "Fraction of 'train' held out for evaluation when 'eval' is not given.", min=0, max=0.9
     )
+    skip_examples: int = option(
+        0, "Leave out this many training records (after the split) before max_examples applies; two runs "
+        "with the same split and different skips train on disjoint records.", min=0
+    )
     max_examples: int | None = option(None, "Use at most this many training records (after the split).", min=1)
     max_eval_examples: int | None = option(None, "Evaluate on at most this many held-out records.", min=1)
     max_length: int = option(512, "Longest sequence in tokens; prompts are cut from the oldest token first.", min=8)
@@ -328,6 +332,11 @@ class RLSettings:
         "with LoRA, else copy."
     )
     sample_every: int = option(5, "Write a few prompts and completions to samples.jsonl every N iterations.", min=1)
+    monitors: list[str] = option(
+        [], "Rewards logged but never optimised, each a 'package.module:function' called as the reward function "
+        "is; logged per iteration (and at evaluation) as monitor_<function>. A gold scorer here shows whether the "
+        "optimised reward is being gamed.",
+    )
     eval_prompts: int = option(
         0, "Held-out prompts scored before and after training (mean reward and KL); 0: no evaluation.", min=0
     )

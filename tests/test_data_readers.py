@@ -235,3 +235,19 @@ def test_known_dataset_falls_back_to_the_hub(tmp_path, monkeypatch):
         ("openai/gsm8k", "test", "main", None),
         ("Anthropic/hh-rlhf", "train", None, "harmless-base"),
     ]
+
+
+def test_skip_examples_gives_disjoint_training_slices_of_one_split(tmp_path):
+    from alignkit.config import DataConfig
+    from alignkit.data.prepare import load_split
+
+    rows = write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": f"question {i}"} for i in range(20)])
+
+    def slice_of(skip):
+        data = DataConfig(train=str(rows), eval_fraction=0.2, skip_examples=skip, max_examples=6)
+        train, evaluation = load_split(data, "prompt", seed=0)
+        return [r.prompt[0]["content"] for r, _ in train], [r.prompt[0]["content"] for r, _ in evaluation]
+
+    (first, held_out), (second, same_held_out) = slice_of(0), slice_of(6)
+    assert len(first) == len(second) == 6 and not set(first) & set(second)
+    assert held_out == same_held_out and not set(held_out) & (set(first) | set(second))

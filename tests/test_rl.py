@@ -150,15 +150,17 @@ def test_a_tiny_policy_learns_a_planted_reward(algo, word_policy_dir, word_promp
         "rl.samples_per_prompt=8", "rl.prompts_per_iteration=4", "rl.ppo_epochs=2", "rl.iterations=8",
         "rl.kl_coef=0.01", "rl.critic=head", "rl.eval_prompts=3", "rl.sample_every=4",
         "train.batch_size=16", "train.micro_batch_size=16", "train.learning_rate=1e-3",
-        "generation.max_new_tokens=8",
+        "generation.max_new_tokens=8", "rl.monitors=[helpers:river_share]",
     ])
     run_rl(config)
-    rewards = [json.loads(line).get("reward") for line in (out / "metrics.jsonl").read_text().splitlines()]
-    rewards = [r for r in rewards if r is not None]
+    rows = [row for row in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "reward" in row]
+    assert all(row["monitor_river_share"] == pytest.approx(row["reward"]) for row in rows)  # logged, not optimised
+    rewards = [row["reward"] for row in rows]
     assert len(rewards) == 8
     assert sum(rewards[-3:]) / 3 > max(0.5, 3 * rewards[0]), rewards  # rewards[0]: the policy before any update
     report = json.loads((out / "eval.json").read_text())
     assert report["eval_reward"] > report["initial_eval_reward"]
+    assert report["eval_monitor_river_share"] == pytest.approx(report["eval_reward"])
     assert (out / "model" / "model.safetensors").exists()
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert {s["iteration"] for s in samples} == {0, 4} and all("completion" in s for s in samples)

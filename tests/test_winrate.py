@@ -9,8 +9,8 @@ import yaml
 from helpers import planted_pairs, write_jsonl
 
 from alignkit.cli import main
-from alignkit.config import DPOConfig, LoraConfig, ModelConfig, RMConfig, SFTConfig, load_config, to_dict
-from alignkit.data.records import PreferencePair, Ranking
+from alignkit.config import DPOConfig, LoraConfig, ModelConfig, RLConfig, RMConfig, SFTConfig, load_config, to_dict
+from alignkit.data.records import PreferencePair, Prompt, Ranking
 from alignkit.evaluate.held_out import held_out_records
 from alignkit.evaluate.winrate import win_rate, winrate_prompts
 from alignkit.models import build_tiny_model, load_tokenizer, save_model
@@ -54,6 +54,7 @@ def test_win_rate_rejects_mismatched_or_empty_scores():
         (DPOConfig, [], planted_pairs(8), PreferencePair),
         (RMConfig, ["reward.data_format=rankings"],
          [{"prompt": f"p{i}", "responses": ["a", "b"], "ranks": [1, 2]} for i in range(8)], Ranking),
+        (RLConfig, ["reward.kind=gsm8k"], [{"prompt": f"{i} + 1?", "answer": str(i + 1)} for i in range(8)], Prompt),
     ],
 )
 def test_held_out_records_are_of_the_kind_the_run_trained_on(tmp_path, config_cls, extra, rows, kind):

@@ -24,7 +24,8 @@ def load_split(data: DataConfig, kind: str, *, seed: int) -> tuple[list, list]:
         train, evaluation = loaded, _load(data.eval, kind, data.on_error)
     else:
         train, evaluation = holdout_split(loaded, data.eval_fraction, seed)
-    train, evaluation = train[: data.max_examples], evaluation[: data.max_eval_examples]
+    train = train[data.skip_examples :][: data.max_examples]
+    evaluation = evaluation[: data.max_eval_examples]
     console.print(f"data: {data.train}: {len(train)} training and {len(evaluation)} evaluation records")
     return train, evaluation
 

@@ -25,7 +25,7 @@ from alignkit.losses.ppo import entropy_from_logits, explained_variance
 from alignkit.models.reference import DisabledAdapter, FrozenCopy, logprobs_from, unwrapped
 from alignkit.rl.generation import Completion, HFGenerator, prompt_token_rows
 from alignkit.rl.kl import AdaptiveKLController, FixedKLController, kl_estimate
-from alignkit.rl.rewards import RewardSource
+from alignkit.rl.rewards import FunctionReward, RewardSource
 from alignkit.rl.rollout import RolloutRow, collate_rollouts, compute_advantages, pad_responses, response_frame
 
 SAMPLES_FILE = "samples.jsonl"
@@ -42,6 +42,7 @@ class Scored:
     completions: list[Completion]
     scores: torch.Tensor
     raw_scores: torch.Tensor
+    monitors: dict[str, torch.Tensor]
     old_logps: torch.Tensor
     ref_logps: torch.Tensor
     values: torch.Tensor | None
@@ -58,6 +59,7 @@ class RolloutCollector:
         self.config, self.settings, self.tokenizer = config, s, tokenizer
         self.reward, self.reference, self.step, self.run_dir = reward, reference, step, Path(run_dir)
         self.prompts, self.eval_prompts = prompts, eval_prompts
+        self.monitors = {spec.rpartition(":")[2]: FunctionReward(spec) for spec in s.monitors}
         max_prompt = config.generation.max_prompt_length
         self.prompt_rows = prompt_token_rows([p.prompt for p in prompts], tokenizer, max_prompt)
         self.eval_rows = prompt_token_rows([p.prompt for p in eval_prompts], tokenizer, max_prompt)
@@ -157,6 +159,7 @@ class RolloutCollector:
         completions = generator.generate_ids(rows, dataclasses.replace(gen, seed=seed))
         generated = time.perf_counter()
         raw = self.reward(prompts, completions).float()
+        monitors = {name: monitor(prompts, completions) for name, monitor in self.monitors.items()}
         unfinished = torch.tensor([not c.finished for c in completions], dtype=torch.float32)
         scores = raw - self.settings.unfinished_penalty * unfinished
         scored_at = time.perf_counter()
@@ -164,7 +167,7 @@ class RolloutCollector:
         done = time.perf_counter()
         timing = {"generation_seconds": generated - began, "reward_seconds": scored_at - generated,
                   "logprob_seconds": done - scored_at}
-        return Scored(prompts, rows, completions, scores, raw, **passes), timing
+        return Scored(prompts, rows, completions, scores, raw, monitors, **passes), timing
 
     def _forward_passes(self, actor_critic, rows, completions) -> dict[str, torch.Tensor]:
         """Old and reference log-probs, values and entropy of every response token, in micro-batches."""
@@ -198,18 +201,19 @@ class RolloutCollector:
         if not self.state.is_main_process:
             return
         lines = [json.dumps({"iteration": iteration, "prompt": list(p.prompt), "completion": c.text,
-                             "reward": float(r), "finished": c.finished})
-                 for p, c, r in list(zip(scored.prompts, scored.completions, scored.raw_scores, strict=True))
-                 [:SAMPLES_PER_LOG]]
+                             "reward": float(scored.raw_scores[i]), "finished": c.finished,
+                             **{f"monitor_{name}": float(v[i]) for name, v in scored.monitors.items()}})
+                 for i, (p, c) in enumerate(zip(scored.prompts[:SAMPLES_PER_LOG], scored.completions, strict=False))]
         with (self.run_dir / SAMPLES_FILE).open("a") as out:
             out.write("".join(line + "\n" for line in lines))
 
 
 def _score_metrics(scored: Scored, kl_per_completion: torch.Tensor) -> dict[str, float]:
-    """Reward, KL, length, entropy and reward–length correlation of a batch of completions."""
+    """Reward, monitored rewards, KL, length, entropy and reward–length correlation of a batch of completions."""
     lengths = torch.tensor([c.num_tokens for c in scored.completions], dtype=torch.float32)
     raw = scored.raw_scores
     return {
+        **{f"monitor_{name}": float(values.mean()) for name, values in scored.monitors.items()},
         "reward": float(raw.mean()),
         "reward_std": float(raw.std()) if raw.numel() > 1 else 0.0,
         "kl": float(kl_per_completion.mean()),

@@ -8,8 +8,9 @@ The gold reward is a transparent rule: the VADER lexicon's compound sentiment of
 2. ``proxy``: a small proxy reward model is trained on those labels with ``alignkit rm`` (``OUT/proxy``).
 3. ``ppo``: PPO optimises the proxy, once per ``--betas`` value (fixed KL coefficient, ``OUT/ppo-beta-B``);
    gold is logged as a monitor (``rl.monitors``), never optimised.
-4. ``plot``: gold and proxy reward of each iteration's rollouts against √KL(π ‖ π_ref), to
-   ``OUT/overoptimisation.png``, and a summary table to ``OUT/summary.json``.
+4. ``plot``: gold and proxy reward of each iteration's rollouts against √KL(π ‖ π_ref), with the Gao et al.
+   RL form fitted and the observed gold peak (5-iteration moving mean) marked, to ``OUT/overoptimisation.png``;
+   the figures to ``OUT/summary.json``.
 
     pip install -e '.[bench]'
     python benchmarks/overoptimisation.py all --out runs/overopt
@@ -32,6 +33,7 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from alignkit.config import GenerationConfig
 from alignkit.data.sources import load_records
+from alignkit.evaluate.overoptimisation import fit_gao, gao_curve, observed_peak
 from alignkit.io import atomic_write_json, atomic_write_text
 from alignkit.rl.generation import load_policy_generator, prompt_token_rows
 
@@ -99,52 +101,40 @@ def curves(run: Path) -> list[dict]:
 
 
 def plot(out: Path, betas: list[float]) -> None:
-    """Gold and proxy (change from the first iteration, 3-iteration moving mean) against √KL, one panel per β."""
+    """Gold and proxy reward (change from iteration 0) against √KL, one panel per β, with the Gao et al.
+    RL form d(α − β log d) fitted to each and the observed gold peak marked."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(betas), figsize=(5 * len(betas), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(betas), figsize=(5.5 * len(betas), 4.2), squeeze=False)
     summary = {}
     for ax, beta in zip(axes[0], betas, strict=True):
         points = curves(out / f"ppo-beta-{beta:g}")
-        x = _moving_mean([p["sqrt_kl"] for p in points])
+        d = [p["sqrt_kl"] for p in points]
+        summary[f"beta={beta:g}"] = row = {"iterations": len(points), "sqrt_kl_end": sum(d[-3:]) / 3}
         for key, colour in (("proxy", "tab:blue"), ("gold", "tab:orange")):
-            y = _moving_mean([p[key] - points[0][key] for p in points])
-            ax.plot(x, y, marker="o", markersize=3, color=colour, label=f"{key} reward (change)")
+            gain = [p[key] - points[0][key] for p in points]
+            ax.plot(d, gain, "o", markersize=3, color=colour, alpha=0.6, label=f"{key} (per iteration)")
+            fit = fit_gao(d, gain, "rl")
+            grid = torch.linspace(min(x for x in d if x > 0), max(d), 100)
+            ax.plot(grid, gao_curve(grid, fit.alpha, fit.beta, "rl"), color=colour,
+                    label=f"{key} fit d(α − β log d): α={fit.alpha:.3f}, β={fit.beta:.3f}")
+            peak = observed_peak(d, gain, window=5)
+            row[key] = {"start": points[0][key], "end": sum(p[key] for p in points[-3:]) / 3,
+                        "peak_gain": peak.reward, "peak_sqrt_kl": peak.d, "peak_iteration": peak.index,
+                        "fit_alpha": fit.alpha, "fit_beta": fit.beta, "fit_peak_sqrt_kl": fit.peak_d}
+        gold_peak = row["gold"]
+        ax.axvline(gold_peak["peak_sqrt_kl"], color="tab:orange", linestyle=":", linewidth=1)
         ax.axhline(0, color="grey", linewidth=0.5)
-        ax.set(title=f"PPO against the proxy, β = {beta:g}", xlabel="√KL(π ‖ π_ref) (nats^½, per reply)",
+        ax.set(title=f"PPO against the proxy, β = {beta:g}", xlabel="√KL(π ‖ π_ref), nats^½ per reply",
                ylabel="reward − reward at iteration 0")
-        ax.legend()
-        summary[f"beta={beta:g}"] = _summarise(points)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "overoptimisation.png", dpi=120)
     atomic_write_json(out / "summary.json", summary)
     print(json.dumps(summary, indent=1))
-
-
-def _summarise(points: list[dict]) -> dict:
-    """Start, peak and end (3-iteration means) of gold and proxy, with √KL at the end."""
-    def mean(values):
-        return sum(values) / len(values)
-
-    gold_smooth = _moving_mean([p["gold"] for p in points])
-    peak = max(range(len(points)), key=gold_smooth.__getitem__)
-    return {
-        "iterations": len(points),
-        "proxy_start": mean([p["proxy"] for p in points[:3]]), "proxy_end": mean([p["proxy"] for p in points[-3:]]),
-        "gold_start": mean([p["gold"] for p in points[:3]]), "gold_end": mean([p["gold"] for p in points[-3:]]),
-        "gold_peak": gold_smooth[peak], "gold_peak_iteration": peak, "gold_peak_sqrt_kl": points[peak]["sqrt_kl"],
-        "sqrt_kl_end": mean([p["sqrt_kl"] for p in points[-3:]]),
-    }
-
-
-def _moving_mean(values: list[float], width: int = 3) -> list[float]:
-    """Centred moving mean (shorter windows at the ends)."""
-    half = width // 2
-    return [sum(values[max(0, i - half) : i + half + 1]) / len(values[max(0, i - half) : i + half + 1])
-            for i in range(len(values))]
 
 
 def main() -> None:

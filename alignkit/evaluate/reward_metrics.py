@@ -14,7 +14,7 @@ Numbers = torch.Tensor | Sequence[float]
 ENSEMBLE_RULES = ("mean", "min", "mean_minus_std")
 
 
-def _vector(values: Numbers) -> torch.Tensor:
+def float64_vector(values: Numbers) -> torch.Tensor:
     """A detached 1-D float64 CPU copy of a tensor or a sequence of numbers."""
     if isinstance(values, torch.Tensor):
         return values.detach().to("cpu", torch.float64).reshape(-1)
@@ -23,7 +23,7 @@ def _vector(values: Numbers) -> torch.Tensor:
 
 def _pair(first: Numbers, second: Numbers) -> tuple[torch.Tensor, torch.Tensor]:
     """Both inputs as float64 vectors; raises ValueError unless they are non-empty and equally long."""
-    a, b = _vector(first), _vector(second)
+    a, b = float64_vector(first), float64_vector(second)
     if a.numel() != b.numel() or a.numel() == 0:
         raise ValueError(f"expected two non-empty sequences of equal length, got {a.numel()} and {b.numel()}")
     return a, b
@@ -93,9 +93,19 @@ def pairwise_ece(chosen: Numbers, rejected: Numbers, bins: int = 10) -> float:
 
 def average_ranks(values: Numbers) -> torch.Tensor:
     """1-based ranks of the values, ties sharing the average of the ranks they span ([5, 7, 7] → [1, 2.5, 2.5])."""
-    _, inverse, counts = torch.unique(_vector(values), return_inverse=True, return_counts=True)
+    _, inverse, counts = torch.unique(float64_vector(values), return_inverse=True, return_counts=True)
     last = counts.cumsum(0).double()  # the highest rank in each run of equal values
     return (last - (counts.double() - 1.0) / 2.0)[inverse]
+
+
+def pearson(x: Numbers, y: Numbers) -> float:
+    """Pearson's correlation  Σ(x - x̄)(y - ȳ) / sqrt(Σ(x - x̄)² Σ(y - ȳ)²);  NaN when x or y is constant."""
+    a, b = _pair(x, y)
+    a, b = a - a.mean(), b - b.mean()
+    denominator = torch.sqrt((a * a).sum() * (b * b).sum())
+    if denominator == 0:
+        return float("nan")
+    return float((a * b).sum() / denominator)
 
 
 def spearman(x: Numbers, y: Numbers) -> float:
@@ -104,12 +114,7 @@ def spearman(x: Numbers, y: Numbers) -> float:
     NaN when either input is constant (the correlation is undefined), as in scipy.
     """
     a, b = _pair(x, y)
-    ra, rb = average_ranks(a), average_ranks(b)
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    denominator = torch.sqrt((ra * ra).sum() * (rb * rb).sum())
-    if denominator == 0:
-        return float("nan")
-    return float((ra * rb).sum() / denominator)
+    return pearson(average_ranks(a), average_ranks(b))
 
 
 def _length_buckets(mean_length: torch.Tensor, buckets: int) -> list[torch.Tensor]:

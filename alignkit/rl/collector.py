@@ -21,6 +21,7 @@ from accelerate import PartialState
 from alignkit.config import RLConfig
 from alignkit.data.records import Prompt
 from alignkit.errors import ConfigError
+from alignkit.evaluate.reward_metrics import pearson
 from alignkit.losses.ppo import entropy_from_logits, explained_variance
 from alignkit.models.reference import DisabledAdapter, FrozenCopy, logprobs_from, unwrapped
 from alignkit.rl.generation import Completion, HFGenerator, prompt_token_rows
@@ -220,12 +221,5 @@ def _score_metrics(scored: Scored, kl_per_completion: torch.Tensor) -> dict[str,
         "entropy": float(scored.entropy[scored.mask].mean()),
         "length": float(lengths.mean()),
         "unfinished": float(sum(not c.finished for c in scored.completions) / len(scored.completions)),
-        "reward_length_corr": _pearson(raw, lengths),
+        "reward_length_corr": pearson(raw, lengths),
     }
-
-
-def _pearson(x: torch.Tensor, y: torch.Tensor) -> float:
-    """Pearson correlation, NaN when either side is constant."""
-    x, y = x.double() - x.double().mean(), y.double() - y.double().mean()
-    denominator = float(x.norm() * y.norm())
-    return float((x * y).sum()) / denominator if denominator > 0 else float("nan")

@@ -5,6 +5,7 @@
     alignkit dpo --config configs/dpo-smollm2-hh.yaml --set preference.loss=ipo
     alignkit rl --config configs/ppo-smollm2-hh.yaml --set rl.algo=grpo
     alignkit eval rm --model runs/rm
+    alignkit cai label --config configs/cai-label-smollm2-hh.yaml
     alignkit sft --help          # every option, its type, default and meaning
 
 A problem the user can fix (bad config key, malformed data line, diverged training) is printed as
@@ -181,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sub.add_argument("--resume", action="store_true", help="Continue from the newest checkpoint in output_dir.")
     _add_eval_commands(commands)
+    from alignkit.feedback.cli import add_cai_commands
+
+    add_cai_commands(commands, options_help)
     from alignkit.annotate.cli import add_annotate_commands
 
     add_annotate_commands(commands)
@@ -192,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "eval":
             _run_eval(args)
+        elif args.command == "cai":
+            from alignkit.feedback.cli import run_cai
+
+            run_cai(args)
         elif args.command == "annotate":
             from alignkit.annotate.cli import run_annotate
 

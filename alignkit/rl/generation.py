@@ -104,7 +104,7 @@ class HFGenerator:
 
     def _generate_batch(self, rows: list[list[int]], config: GenerationConfig) -> list[Completion]:
         """Completions of token rows, in the order of ``rows``."""
-        ids, mask = _left_pad(rows, self.pad_id, self.model.device)
+        ids, mask = left_pad(rows, self.pad_id, self.model.device)
         if config.temperature > 0:
             sampling = {"do_sample": True, "temperature": config.temperature, "top_p": config.top_p,
                         "top_k": config.top_k}  # top_k 0 switches top-k off (transformers' default is 50)
@@ -140,7 +140,7 @@ def prompt_token_rows(prompts: Sequence[tuple[dict, ...]], tokenizer, max_prompt
     return [row[n:] for row, n in zip(rows, cut, strict=True)]
 
 
-def _left_pad(rows: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def left_pad(rows: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """``(input_ids, attention_mask)`` of ``rows`` padded on the left to the longest, on ``device``."""
     width = max(len(row) for row in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)

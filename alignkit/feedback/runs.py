@@ -1,0 +1,61 @@
+"""What both ``alignkit cai`` commands do around their work: the output folder and its config, the
+records to work on, the seeds of each sampling call, progress, and writing JSON lines atomically."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from alignkit.config import DataConfig, FeedbackDataConfig, to_dict
+from alignkit.data.prepare import load_split
+from alignkit.io import atomic_write_text
+from alignkit.train.reporting import console
+
+
+def prepare_output(config) -> Path:
+    """``config.output_dir``, created, with the resolved ``config.yaml`` written into it."""
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
+    return out
+
+
+def feedback_records(data: FeedbackDataConfig, kind: str, seed: int) -> list[tuple[object, str]]:
+    """``(record, location)`` of ``kind`` from the training split of ``data.train`` (the split alignkit rm/dpo
+    make with the same seed and eval_fraction), after ``skip_examples`` and ``max_examples``."""
+    config = DataConfig(train=data.train, eval_fraction=data.eval_fraction, skip_examples=data.skip_examples,
+                        max_examples=data.max_examples, on_error=data.on_error)
+    train, _ = load_split(config, kind, seed=seed)
+    return train
+
+
+def call_seed(base: int, *parts: object) -> int:
+    """A sampling seed for one call, derived from ``base`` and the call's place (chunk, step): the same
+    everywhere (CRC-32 of the text, not Python's salted hash)."""
+    return zlib.crc32(":".join(map(str, (base, *parts))).encode()) & 0x7FFFFFFF
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    """``rows`` as JSON lines at ``path``, atomically."""
+    return atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+@contextmanager
+def progress(description: str, total: int) -> Iterator:
+    """A progress bar over ``total`` items; yields ``advance(n)``."""
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("ETA"), TimeRemainingColumn(), console=console)
+    with bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def backend_stats(backend) -> dict:
+    """Request counts of an HTTP backend (requests sent, cache hits, retries); empty for a local model."""
+    return {name: getattr(backend, name) for name in ("requests", "cache_hits", "retries") if hasattr(backend, name)}

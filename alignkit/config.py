@@ -391,152 +391,15 @@ class RLConfig:
     reward: RewardSourceConfig = dataclasses.field(default_factory=RewardSourceConfig)
 
 
-@dataclasses.dataclass
-class FeedbackModelConfig:
-    """The feedback model that samples replies, critiques and revisions and answers comparison questions:
-    a local Hugging Face causal LM, or a model behind an OpenAI-compatible HTTP endpoint."""
-
-    backend: Literal["hf", "openai"] = option(
-        "hf", "hf: a local causal LM run with transformers. openai: any OpenAI-compatible HTTP endpoint (OpenAI, "
-        "vLLM, llama.cpp server, ...)."
-    )
-    model: str = option(
-        "smollm2-135m",
-        "hf: the model, in any form model.name accepts (or a run folder holding model/). openai: the model name "
-        "sent with each request.",
-    )
-    dtype: Literal["float32", "bfloat16", "float16"] = option("float32", "hf: weights and compute dtype.")
-    base_url: str | None = option(
-        None, "openai: the endpoint's base URL, e.g. http://127.0.0.1:8000/v1 (null: the OPENAI_BASE_URL variable)."
-    )
-    api_key_env: str = option(
-        "OPENAI_API_KEY", "openai: environment variable holding the API key, sent as a bearer token (unset: none)."
-    )
-    api: Literal["completions", "chat"] = option(
-        "completions",
-        "openai: /v1/completions (chats rendered as 'Human: ... Assistant:' text; options scored exactly with "
-        "echo and logprobs) or /v1/chat/completions (options scored from the top_logprobs of the reply's first "
-        "token).",
-    )
-    timeout: float = option(60.0, "openai: seconds before a request times out (it is then retried).", min=0.001)
-    max_retries: int = option(
-        4, "openai: retries of a request that timed out, could not connect or got HTTP 408, 429 or 5xx.", min=0
-    )
-    backoff: float = option(
-        1.0, "openai: seconds before the first retry, doubled before each further one (exponential back-off).", min=0
-    )
-    concurrency: int = option(4, "openai: requests in flight at once.", min=1)
-    top_logprobs: int = option(
-        20, "openai chat: alternatives per token asked for when scoring options.", min=1, max=20
-    )
-    cache: bool = option(
-        True, "openai: keep every response on disk, keyed by the request, so a rerun sends no request twice."
-    )
-    cache_dir: str | None = option(None, "openai: folder of the response cache (null: <output_dir>/cache).")
-
-
-@dataclasses.dataclass
-class FeedbackDataConfig:
-    """Where the prompts or pairs to give feedback on come from. Records are taken from the training
-    split that alignkit rm/dpo make with the same seed and eval_fraction, so their held-out split stays unseen."""
-
-    train: str = option(
-        "hh-rlhf-harmless",
-        "Prompts (cai revise; 'prompt' records) or preference pairs (cai label): a known short name, a "
-        ".jsonl/.jsonl.gz/.parquet file, a local dataset folder, or a Hugging Face dataset id.",
-    )
-    eval_fraction: float = option(
-        0.1, "Fraction of 'train' held out and never used here (the split of alignkit rm/dpo).", min=0, max=0.9
-    )
-    skip_examples: int = option(0, "Leave out this many records (after the split) before max_examples.", min=0)
-    max_examples: int | None = option(None, "Use at most this many records (after the split).", min=1)
-    on_error: Literal["raise", "skip"] = option(
-        "skip", "A malformed record stops the run ('raise') or is skipped, counted and reported ('skip')."
-    )
-
-
-@dataclasses.dataclass
-class ReviseSettings:
-    rounds: int = option(
-        1, "Critique -> revision rounds per reply; each round draws its own principle (seeded, recorded).", min=1
-    )
-    few_shot: int = option(
-        0, "Critique/revision examples of the constitution shown first, as earlier turns of the chat.", min=0
-    )
-
-
-@dataclasses.dataclass
-class LabelSettings:
-    pairs_from: Literal["data", "policy"] = option(
-        "data",
-        "data: the preference pairs of data.train. policy: the prompts of data.train, each with two replies "
-        "sampled from label.policy (seeds generation.seed and generation.seed + 1).",
-    )
-    policy: str = option("smollm2-135m", "pairs_from policy: the model sampling the two replies.")
-    swap: bool = option(
-        True, "Ask again with the two replies in swapped order and average the two probabilities (position bias)."
-    )
-    chain_of_thought: bool = option(
-        False, "Let the feedback model reason before it answers; its probabilities are then clamped (below)."
-    )
-    cot_clamp_low: float = option(
-        0.4, "chain_of_thought: each ordering's probability is clamped to at least this.", min=0, max=1
-    )
-    cot_clamp_high: float = option(
-        0.6, "chain_of_thought: each ordering's probability is clamped to at most this.", min=0, max=1
-    )
-    few_shot: int = option(0, "Comparison examples of the constitution shown first, as earlier turns.", min=0)
-    human_labels: bool | None = option(
-        None,
-        "The input pairs' chosen reply is a human's choice, so agreement with humans is reported (null: true for "
-        "pairs_from data, false for policy).",
-    )
-
-
-def _cai_generation() -> GenerationConfig:
-    return GenerationConfig(max_new_tokens=96, temperature=0.7, batch_size=8)
-
-
-@dataclasses.dataclass
-class _FeedbackRunConfig:
-    """What both AI-feedback commands share: the seed, the constitution, the data and the feedback model."""
-
-    seed: int = option(0, "Seed of the held-out split (as train.seed of alignkit rm/dpo) and of the principle draws.")
-    constitution: str = option(
-        "default",
-        "Principles and examples: 'default' (alignkit's own), 'cai-paper' (the Constitutional AI paper's prompts "
-        "in the data folder's cai/), a folder holding those JSON files, or a YAML constitution file.",
-    )
-    data: FeedbackDataConfig = dataclasses.field(default_factory=FeedbackDataConfig)
-    feedback: FeedbackModelConfig = dataclasses.field(default_factory=FeedbackModelConfig)
-    generation: GenerationConfig = dataclasses.field(default_factory=_cai_generation)
-
-
-@dataclasses.dataclass
-class CAIReviseConfig(_FeedbackRunConfig):
-    """Constitutional AI, supervised phase (Bai et al. 2022): sample a reply to each prompt, then let the
-    feedback model critique it under a principle and revise it, for revise.rounds rounds. Writes the final
-    revisions as demonstrations (sft.jsonl) and (initial reply, final revision) as preference pairs (pairs.jsonl)."""
-
-    output_dir: str = option("runs/cai-revise", "Folder for sft.jsonl, pairs.jsonl, revisions.jsonl, report.json.")
-    revise: ReviseSettings = dataclasses.field(default_factory=ReviseSettings)
-
-
-@dataclasses.dataclass
-class CAILabelConfig(_FeedbackRunConfig):
-    """RLAIF preference labels (Bai et al. 2022; Lee et al. 2023): the feedback model answers a multiple-choice
-    question under a sampled principle; the soft label is the normalised probability of the options. Writes
-    pairs with soft labels (pairs.jsonl), per-pair details (labels.jsonl) and agreement figures (report.json)."""
-
-    output_dir: str = option("runs/cai-label", "Folder for pairs.jsonl, labels.jsonl, report.json.")
-    label: LabelSettings = dataclasses.field(default_factory=LabelSettings)
-
-
 # ---------------------------------------------------------------- loading and validation
 
 
 def load_config(cls: type, path: str | Path | None = None, overrides: list[str] = ()) -> Any:
-    """Build a validated ``cls`` from an optional YAML file and ``key.sub=value`` overrides."""
+    """Build a validated ``cls`` from an optional YAML file and ``key.sub=value`` overrides.
+
+    A class may declare ``WIRED``, dotted keys that are derived from its ``output_dir`` (key -> path
+    relative to it); setting one of those in the file or with ``--set`` is a ConfigError naming the key.
+    """
     raw = _read_yaml(path) if path is not None else {}
     where = "config" if path is None else str(path)
     for item in overrides:
@@ -544,7 +407,12 @@ def load_config(cls: type, path: str | Path | None = None, overrides: list[str] 
         if not sep or not key:
             raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set train.learning_rate=1e-5")
         _assign(raw, key.strip().split("."), yaml.safe_load(value) if value else "")
-    return _build(cls(), raw, prefix="", where=where)
+    config = _build(cls(), raw, prefix="", where=where)
+    for key, relative in getattr(cls, "WIRED", {}).items():
+        if _is_set(raw, key.split(".")):
+            raise ConfigError(f"{where}: '{key}' is wired to output_dir/{relative} "
+                              f"({Path(config.output_dir, relative)}) and cannot be set; remove it")
+    return config
 
 
 def load_sections(path: str | Path, sections: dict[str, type]) -> dict[str, Any]:
@@ -587,6 +455,14 @@ def _assign(tree: dict, keys: list[str], value: Any) -> None:
     tree[keys[-1]] = value
 
 
+def _is_set(tree: dict, keys: list[str]) -> bool:
+    for key in keys:
+        if not isinstance(tree, dict) or key not in tree:
+            return False
+        tree = tree[key]
+    return True
+
+
 def _build(base: Any, raw: dict, prefix: str, where: str) -> Any:
     """``base`` (a config with its stage's defaults) with the keys of ``raw`` checked and applied."""
     cls = type(base)
@@ -627,6 +503,9 @@ def _check(value: Any, hint: Any, meta: Any, key: str, where: str) -> Any:
             fail("one of " + ", ".join(repr(a) for a in args))
         return value
     if origin is list:
+        allowed = typing.get_args(args[0]) if typing.get_origin(args[0]) is Literal else None
+        if allowed and not (isinstance(value, list) and all(v in allowed for v in value)):
+            fail("a list of " + ", ".join(repr(a) for a in allowed))
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             fail("a list of strings")
         return list(value)
@@ -675,7 +554,8 @@ def to_dict(config: Any) -> dict:
 
 
 def describe(config: Any, prefix: str = "") -> list[tuple[str, str, Any, str]]:
-    """Every option of ``config`` (a class or an instance) as (dotted key, type, default, doc), for ``--help``."""
+    """Every option of ``config`` (a class or an instance) as (dotted key, type, default, doc), for ``--help``;
+    the class's ``WIRED`` keys, which cannot be set, are left out."""
     defaults = config() if isinstance(config, type) else config
     rows = []
     hints = typing.get_type_hints(type(defaults))
@@ -685,7 +565,8 @@ def describe(config: Any, prefix: str = "") -> list[tuple[str, str, Any, str]]:
             rows += describe(default, prefix + f.name + ".")
             continue
         rows.append((prefix + f.name, _type_name(hint), default, f.metadata["doc"] + _bounds(f.metadata)))
-    return rows
+    wired = getattr(defaults, "WIRED", {})
+    return [row for row in rows if row[0] not in wired]
 
 
 def _type_name(hint: Any) -> str:

@@ -11,10 +11,11 @@ from cai_helpers import StubServer, stub_text
 from helpers import planted_pairs, write_jsonl
 
 from alignkit.cli import main
-from alignkit.config import FeedbackModelConfig, GenerationConfig
+from alignkit.config import GenerationConfig
 from alignkit.errors import AlignkitError
 from alignkit.feedback.backends import build_backend
 from alignkit.feedback.cache import RequestCache, request_key
+from alignkit.feedback.config import FeedbackModelConfig
 from alignkit.feedback.constitution import Principle
 from alignkit.feedback.http_backend import OpenAIBackend
 from alignkit.feedback.prompts import OPTIONS, comparison_query, completion_text

@@ -12,10 +12,11 @@ from conftest import REPO
 from helpers import planted_pairs, write_jsonl
 
 from alignkit.cli import main
-from alignkit.config import CAILabelConfig, CAIReviseConfig, GenerationConfig, ModelConfig, load_config
+from alignkit.config import GenerationConfig, ModelConfig, load_config
 from alignkit.data.sources import load_records
 from alignkit.data.tokenize import tokenize_prompt
 from alignkit.feedback.backends import HFFeedbackBackend
+from alignkit.feedback.config import CAILabelConfig, CAIReviseConfig
 from alignkit.feedback.constitution import Principle, draw_principles, load_constitution
 from alignkit.feedback.prompts import OPTIONS, comparison_query
 from alignkit.feedback.revise import run_cai_revise

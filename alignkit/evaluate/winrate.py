@@ -6,9 +6,6 @@ prompt when its reply scores higher than the baseline's. The interval is a boots
 
 from __future__ import annotations
 
-import gc
-import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +17,8 @@ from alignkit.data.records import Demonstration
 from alignkit.data.sources import load_records
 from alignkit.errors import AlignkitError
 from alignkit.evaluate.held_out import held_out_records
-from alignkit.io import atomic_write_json, atomic_write_text
-from alignkit.models.scorer import RewardScorer
-from alignkit.rl.generation import Completion, load_policy_generator
+from alignkit.evaluate.side_by_side import compare, write_rows
+from alignkit.io import atomic_write_json
 from alignkit.train.reporting import console, summary_table
 
 
@@ -99,33 +95,21 @@ def evaluate_winrate(
     loading included). With ``out_dir``, writes ``winrate.json`` (the report) and ``samples.jsonl``
     (one line per prompt) there, atomically. ``device``: None is the GPU when there is one, else CPU.
     """
-    if not Path(judge).is_dir():
-        raise AlignkitError(f"judge '{judge}': no such folder (expected a reward-model run, model or ensemble folder)")
-    if not prompts:
-        raise AlignkitError("no prompts to evaluate on")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    start = time.perf_counter()
-    replies = {side: _sample(path, prompts, generation, device) for side, path in (("policy", policy),
-                                                                                   ("baseline", baseline))}
-    generation_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    scorer = RewardScorer(judge, batch_size=judge_batch_size, max_length=judge_max_length, device=device)
-    rewards = {side: scorer.score(prompts, [c.text for c in replies[side]]) for side in replies}
-    judging_seconds = time.perf_counter() - start
-    result = win_rate(rewards["policy"], rewards["baseline"], seed=generation.seed)
+    comparison = compare(policy, baseline, judge, {"prompts": prompts}, generation,
+                         judge_batch_size=judge_batch_size, judge_max_length=judge_max_length, device=device)
+    judged = comparison.sets["prompts"]
+    result = win_rate(judged.rewards["policy"], judged.rewards["baseline"], seed=generation.seed)
     report = {
         "policy": str(policy), "baseline": str(baseline), "judge": str(judge), "num_prompts": len(prompts),
         "win_rate": result.rate, "ci_low": result.ci_low, "ci_high": result.ci_high,
         "wins": result.wins, "losses": result.losses, "ties": result.ties,
+        **judged.side_summary(),
+        "generation_seconds": comparison.generation_seconds, "judging_seconds": comparison.judging_seconds,
+        "generation": to_dict(generation),
     }
-    for side, completions in replies.items():
-        report[f"{side}_mean_tokens"] = sum(c.num_tokens for c in completions) / len(completions)
-        report[f"{side}_unfinished"] = sum(not c.finished for c in completions) / len(completions)
-        report[f"{side}_mean_reward"] = float(rewards[side].mean())
-    report.update(generation_seconds=generation_seconds, judging_seconds=judging_seconds,
-                  generation=to_dict(generation))
     if out_dir is not None:
-        _write(Path(out_dir), report, prompts, replies, rewards)
+        write_rows(Path(out_dir) / "samples.jsonl", judged.rows())
+        atomic_write_json(Path(out_dir) / "winrate.json", report)
     return report
 
 
@@ -135,25 +119,3 @@ def print_report(report: dict, out_dir: Path | None = None) -> None:
     console.print(summary_table(f"win rate: {report['policy']} vs {report['baseline']}", flat))
     if out_dir is not None:
         console.print(f"wrote {Path(out_dir) / 'winrate.json'} and samples.jsonl")
-
-
-def _sample(path: str, prompts: list, generation: GenerationConfig, device) -> list[Completion]:
-    """One reply per prompt from the policy at ``path``; the model is freed before returning."""
-    completions = load_policy_generator(path, device).generate(prompts, generation)
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    return completions
-
-
-def _write(out_dir: Path, report: dict, prompts: list, replies: dict, rewards: dict) -> None:
-    lines = []
-    for i, prompt in enumerate(prompts):
-        row = {"prompt": list(prompt)}
-        for side in ("policy", "baseline"):
-            completion = replies[side][i]
-            row.update({side: completion.text, f"{side}_reward": float(rewards[side][i]),
-                        f"{side}_tokens": completion.num_tokens, f"{side}_finished": completion.finished})
-        lines.append(json.dumps(row, ensure_ascii=False) + "\n")
-    atomic_write_text(out_dir / "samples.jsonl", "".join(lines))
-    atomic_write_json(out_dir / "winrate.json", report)

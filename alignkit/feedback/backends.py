@@ -16,8 +16,9 @@ from typing import Protocol
 
 import torch
 
-from alignkit.config import FeedbackModelConfig, GenerationConfig, ModelConfig
+from alignkit.config import GenerationConfig, ModelConfig
 from alignkit.errors import AlignkitError
+from alignkit.feedback.config import FeedbackModelConfig
 from alignkit.rl.generation import HFGenerator, left_pad, prompt_token_rows
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from alignkit.config import CAILabelConfig, CAIReviseConfig, load_config
+from alignkit.config import load_config
+from alignkit.feedback.config import CAILabelConfig, CAIReviseConfig
 
 COMMANDS = {
     "revise": (CAIReviseConfig, "Constitutional AI, supervised phase: sample replies, critique and revise them under "

@@ -21,9 +21,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from alignkit.config import CAIReviseConfig, GenerationConfig
+from alignkit.config import GenerationConfig
 from alignkit.errors import AlignkitError
 from alignkit.feedback.backends import FeedbackBackend, build_backend
+from alignkit.feedback.config import CAIReviseConfig
 from alignkit.feedback.constitution import Principle, draw_principles, load_constitution
 from alignkit.feedback.prompts import critique_query, revision_query
 from alignkit.feedback.runs import backend_stats, call_seed, feedback_records, prepare_output, progress, write_jsonl

@@ -26,9 +26,10 @@ from pathlib import Path
 
 import torch
 
-from alignkit.config import CAILabelConfig, GenerationConfig, LabelSettings
+from alignkit.config import GenerationConfig
 from alignkit.errors import AlignkitError, ConfigError
 from alignkit.feedback.backends import FeedbackBackend, build_backend
+from alignkit.feedback.config import CAILabelConfig, LabelSettings
 from alignkit.feedback.constitution import ComparisonExample, Principle, draw_principles, load_constitution
 from alignkit.feedback.labels import SoftLabels, label_summary, preference_score, soft_labels
 from alignkit.feedback.prompts import OPTIONS, comparison_query, follow_up_query

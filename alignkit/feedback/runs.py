@@ -12,8 +12,9 @@ from pathlib import Path
 import yaml
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from alignkit.config import DataConfig, FeedbackDataConfig, to_dict
+from alignkit.config import DataConfig, to_dict
 from alignkit.data.prepare import load_split
+from alignkit.feedback.config import FeedbackDataConfig
 from alignkit.io import atomic_write_text
 from alignkit.train.reporting import console
 

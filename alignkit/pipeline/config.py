@@ -1,0 +1,62 @@
+"""The config of ``alignkit pipeline``: one section per stage, each that stage's own config."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Literal
+
+from alignkit.config import DPOConfig, RLConfig, RMConfig, SFTConfig, option
+
+
+@dataclasses.dataclass
+class PipelineEvalConfig:
+    """The pipeline's last stage: the reward model's held-out accuracy (as ``alignkit eval rm``), and the win
+    rate of the PPO and the DPO policy over the SFT policy judged by the reward model (as ``alignkit eval
+    winrate``) on the prompts of the reward model's held-out split."""
+
+    num_prompts: int = option(
+        100, "Win rates on the first N distinct prompts of the reward model's held-out split (there are at most "
+        "rm.data.max_eval_examples).", min=1,
+    )
+    max_new_tokens: int = option(128, "Longest sampled reply in tokens.", min=1)
+    temperature: float = option(0.7, "Sampling temperature of every policy; 0 is greedy decoding.", min=0)
+    seed: int = option(0, "Seed of the sampling (the same for every policy) and of the bootstrap interval.")
+
+
+PIPELINE_STAGES = ("sft", "rm", "ppo", "dpo", "eval")
+
+
+@dataclasses.dataclass
+class PipelineConfig:
+    """The RLHF pipeline in one command: SFT; a reward model and PPO from the SFT model; DPO from the SFT
+    model beside PPO; then the evaluation. Each section is the config of that stage's own command. The
+    keys of ``WIRED`` link the stages and are set from output_dir (each stage writes output_dir/<stage>;
+    rm, ppo and dpo start from output_dir/sft/model; ppo is scored by output_dir/rm); setting one is an
+    error, so a config always says what runs."""
+
+    WIRED: typing.ClassVar[dict[str, str]] = {
+        "sft.output_dir": "sft",
+        "rm.output_dir": "rm",
+        "rm.model.name": "sft/model",
+        "ppo.output_dir": "ppo",
+        "ppo.model.name": "sft/model",
+        "ppo.reward.path": "rm",
+        "dpo.output_dir": "dpo",
+        "dpo.model.name": "sft/model",
+    }
+
+    output_dir: str = option(
+        "runs/pipeline", "Root folder: each stage writes its run folder output_dir/<stage> (sft, rm, ppo, dpo, eval)."
+    )
+    stages: list[Literal["sft", "rm", "ppo", "dpo", "eval"]] = option(
+        list(PIPELINE_STAGES),
+        "Stages to run, always in the order sft, rm, ppo, dpo, eval. A finished stage folder is reused, a "
+        "half-finished one resumes from its last checkpoint; a stage left out must have finished before when a "
+        "listed stage needs it.",
+    )
+    sft: SFTConfig = dataclasses.field(default_factory=SFTConfig)
+    rm: RMConfig = dataclasses.field(default_factory=RMConfig)
+    ppo: RLConfig = dataclasses.field(default_factory=RLConfig)
+    dpo: DPOConfig = dataclasses.field(default_factory=DPOConfig)
+    eval: PipelineEvalConfig = dataclasses.field(default_factory=PipelineEvalConfig)

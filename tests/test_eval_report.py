@@ -1,0 +1,114 @@
+"""``alignkit eval report``: one self-contained HTML file (and a Markdown summary) from a tiny RL run with
+its hacking and win-rate evaluations and a tiny reward-model run; text from the runs is escaped; bad run
+folders are one-line errors."""
+
+import base64
+import contextlib
+import html
+import io
+import json
+import re
+
+import pytest
+import yaml
+from hacking_helpers import probe_files, tiny_rl_run
+from helpers import planted_pairs, write_jsonl
+
+from alignkit.cli import main
+from alignkit.config import RMConfig, load_config
+from alignkit.evaluate.report import SECTIONS
+from alignkit.train.reward import run_rm
+
+PLANTED = '<script>alert("gotcha")</script> & <b>bold</b>'
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, tokenizer_dir, tiny_model_dir):
+    """A tiny RL run (evaluated with eval hacking and eval winrate, a <script> planted in two samples)
+    and a tiny reward-model run, the judge of both evaluations."""
+    root = tmp_path_factory.mktemp("report")
+    rl, start = tiny_rl_run(root, tokenizer_dir)
+    rm, pairs = root / "rm", planted_pairs(16)
+    run_rm(load_config(RMConfig, None, [
+        f"output_dir={rm}", f"model.name={tiny_model_dir}", f"data.train={write_jsonl(root / 'pairs.jsonl', pairs)}",
+        "data.eval_fraction=0.25", "data.max_length=64", "train.batch_size=4", "train.micro_batch_size=4",
+        "train.max_steps=3"]))
+    probes, red_team = probe_files(root)
+    common = ["--policy", str(rl), "--baseline", str(start), "--judge", str(rm), "--max-new-tokens", "6"]
+    assert main(["eval", "hacking", *common, "--probes", str(probes), "--red-team", str(red_team)]) == 0
+    assert main(["eval", "winrate", *common]) == 0
+    plant(rl / "samples.jsonl", lambda rows: next(r for r in rows if r["iteration"] == rows[-1]["iteration"]),
+          "completion")
+    plant(rl / "winrate-vs-start" / "samples.jsonl", lambda rows: rows[0], "policy")
+    return {"rl": rl, "rm": rm}
+
+
+def plant(path, pick, key):
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    pick(rows)[key] = PLANTED
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+@pytest.fixture(scope="module")
+def report(runs, tmp_path_factory):
+    """The report of both runs: ``(html page, stdout, report.md)``."""
+    out = tmp_path_factory.mktemp("out") / "report.html"
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        assert main(["eval", "report", str(runs["rl"]), str(runs["rm"]), "--out", str(out)]) == 0
+    return out.read_text(), printed.getvalue(), out.with_suffix(".md").read_text()
+
+
+def test_report_has_every_section_for_every_run(report, runs):
+    page, printed, markdown = report
+    for title in SECTIONS:
+        assert page.count(f"<h3>{title}</h3>") == 2, title
+    rl_part, rm_part = page.split('id="run-1"')
+    assert "<h4>hacking-vs-start</h4>" in rl_part and "winrate-vs-start: win rate over start" in rl_part
+    assert "length-matched win rate" in rl_part and "harmful rate" in rl_part and "agreed" in rl_part
+    assert "observed peak √KL" in rl_part and "monitor_river_share" in rl_part
+    assert "before: iteration 0" in rl_part and "after: iteration 3" in rl_part and "before: baseline" in rl_part
+    assert "eval_accuracy" in rm_part and "No hacking.json" in rm_part
+    images = re.findall(r'<img [^>]*src="([^"]*)"', page)
+    # RL run: training curves, win rates, length buckets, curves over training, reward against √KL; RM run: curves
+    assert len(images) == 6
+    for image in images:
+        assert image.startswith("data:image/png;base64,")
+        assert base64.b64decode(image.split(",", 1)[1]).startswith(b"\x89PNG")
+    assert printed == markdown + "\n"
+    assert markdown.startswith("# alignkit report") and f"## {runs['rm']}" in markdown
+    assert "| win rate |" in markdown and "| eval_accuracy |" in markdown and "<script" not in markdown
+
+
+def test_report_is_self_contained(report):
+    page = report[0]
+    references = re.findall(r'\b(?:src|href)\s*=\s*["\']?([^"\'\s>]*)', page, re.IGNORECASE)
+    assert references and all(ref.startswith(("data:image/png;base64,", "#")) for ref in references)
+    assert not re.search(r"https?://", page.split("<body>")[0])  # nothing fetched by the head (CSS)
+    assert "<link" not in page and "@import" not in page and "url(" not in page
+
+
+def test_text_from_the_runs_is_escaped(report):
+    page = report[0]
+    assert "<script" not in page.lower() and "<b>bold</b>" not in page
+    assert page.count(html.escape(PLANTED)) == 2  # the RL sample and the win-rate sample
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda folder: None, "no such folder (expected a run folder)"),
+        (lambda folder: folder.mkdir() or (folder / "config.yaml").write_text(yaml.safe_dump({"seed": 0})),
+         "no metrics.jsonl"),
+        (lambda folder: folder.mkdir() or (folder / "metrics.jsonl").write_text('{"step": 1}\n{"step": 2,\n'),
+         "metrics.jsonl:2: not valid JSON"),
+    ],
+)
+def test_bad_run_folders_are_one_line_and_exit_2(runs, tmp_path, capsys, make, message):
+    bad = tmp_path / "bad-run"
+    make(bad)
+    out = tmp_path / "report.html"
+    assert main(["eval", "report", str(runs["rm"]), str(bad), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(bad) in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if "error:" in line]) == 1
+    assert not out.exists() and not out.with_suffix(".md").exists()  # nothing half-written

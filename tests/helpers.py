@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import os
 import random
 
 WORDS = [
@@ -53,3 +54,8 @@ def word_policy(out_dir, tokenizer_dir, scale: float = 50.0):
 def river_share(prompts, completions):
     """The planted reward: the share of a reply's words that are 'river'."""
     return [c.text.split().count("river") / max(len(c.text.split()), 1) for c in completions]
+
+
+def process_rank_reward(prompts, completions):
+    """Every reply scores the rank of the process that sampled it (0 on the first process, 1 on the second)."""
+    return [float(os.environ.get("RANK", 0))] * len(completions)

@@ -3,6 +3,9 @@ agree, the reference cache is reused, every variant trains, and bad input is ref
 
 import json
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -181,3 +184,24 @@ def test_help_lists_every_variant_and_its_paper(capsys):
     text = capsys.readouterr().out
     for name in ("Rafailov", "Azar", "Mitchell", "SLiC", "Ethayarajh", "Hong", "Meng", "preference.reference"):
         assert name in text
+
+
+@pytest.mark.parametrize("reference", ["copy", "precomputed"])
+def test_two_processes_match_one_process(tiny_model_dir, pairs_file, tmp_path, reference):
+    """torchrun with 2 gloo processes and the same global batch gives the same loss curve, with the
+    reference as a frozen copy and precomputed before training."""
+    settings = [f"model.name={tiny_model_dir}", f"data.train={pairs_file}", "data.eval_fraction=0.2",
+                "data.max_length=64", "data.max_examples=16", "train.batch_size=8", "train.micro_batch_size=2",
+                "train.max_steps=2", "train.learning_rate=3e-3", f"preference.reference={reference}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    curves = []
+    for procs in (1, 2):
+        out = tmp_path / str(procs)
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(procs), "-m", "alignkit.cli",
+               "dpo", "--set", f"output_dir={out}", *[arg for s in settings for arg in ("--set", s)]]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, [line for line in done.stderr.splitlines() if "rror" in line][:5]
+        curves.append([(r["step"], r["loss"]) for r in read_metrics(out) if "loss" in r])
+    assert len(curves[0]) == 2
+    for (step_a, a), (step_b, b) in zip(*curves, strict=True):
+        assert step_a == step_b and a == pytest.approx(b, rel=1e-4, abs=1e-5)

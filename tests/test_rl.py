@@ -2,6 +2,10 @@
 sources, and a tiny policy learning a planted reward with each algorithm."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -196,3 +200,21 @@ def test_resume_continues_exactly_with_the_kl_controller_state(word_policy_dir, 
     straight, resumed = curve(tmp_path / "straight"), curve(tmp_path / "interrupted")
     assert len({beta for _, beta, _ in straight}) > 1  # the controller moved beta
     assert resumed == straight
+
+
+def test_two_processes_log_and_adapt_to_the_metrics_of_all_completions(word_policy_dir, word_prompts, tmp_path):
+    """torchrun with 2 gloo processes: each process's replies score its rank, so only the mean over both
+    processes gives 0.5; both processes must agree on it (and on β) for the run to stay in step."""
+    out = tmp_path / "two"
+    settings = [f"output_dir={out}", f"model.name={word_policy_dir}", f"data.train={word_prompts}",
+                "data.eval_fraction=0", "reward.kind=function", "reward.function=helpers:process_rank_reward",
+                "rl.algo=rloo", "rl.samples_per_prompt=2", "rl.prompts_per_iteration=2", "rl.iterations=2",
+                "rl.kl_target=0.5", "train.batch_size=4", "train.micro_batch_size=2", "generation.max_new_tokens=4"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "alignkit.cli", "rl",
+           *[arg for setting in settings for arg in ("--set", setting)]]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, [line for line in done.stderr.splitlines() if "rror" in line][:5]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["reward"] for r in rows if "reward" in r] == [0.5, 0.5]

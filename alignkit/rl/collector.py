@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import torch
-from accelerate import PartialState
 
 from alignkit.config import RLConfig
 from alignkit.data.records import Prompt
@@ -28,6 +27,7 @@ from alignkit.rl.generation import Completion, HFGenerator, prompt_token_rows
 from alignkit.rl.kl import AdaptiveKLController, FixedKLController, kl_estimate
 from alignkit.rl.rewards import FunctionReward, RewardSource
 from alignkit.rl.rollout import RolloutRow, collate_rollouts, compute_advantages, pad_responses, response_frame
+from alignkit.train.engine import process_state
 
 SAMPLES_FILE = "samples.jsonl"
 SAMPLES_PER_LOG = 4
@@ -68,7 +68,7 @@ class RolloutCollector:
             self.controller = AdaptiveKLController(s.kl_coef, s.kl_target, s.kl_horizon)
         else:
             self.controller = FixedKLController(s.kl_coef)
-        self.state = PartialState()
+        self.state = process_state()
 
     # ------------------------------------------------------------ the engine's interface
 
@@ -104,12 +104,13 @@ class RolloutCollector:
                 old_values=None if scored.values is None else scored.values[i, :n],
             ))
         kl_per_completion = adv.kl.sum(dim=1)
-        metrics = {**_score_metrics(scored, kl_per_completion), **timing, "kl_coef": beta,
-                   "reward_penalised": float(adv.rewards.mean())}
+        metrics = {**_score_metrics(scored, kl_per_completion), **timing, "reward_penalised": float(adv.rewards.mean())}
         if scored.values is not None:
             metrics["value_mean"] = float(scored.values[scored.mask].mean())
             metrics["explained_variance"] = explained_variance(scored.values, adv.returns, scored.mask)
-        self.controller.update(float(kl_per_completion.mean()), len(out))
+        metrics = self._mean_over_processes(metrics)
+        metrics["kl_coef"] = beta
+        self.controller.update(metrics["kl"], len(out) * self.state.num_processes)
         if iteration % s.sample_every == 0:
             self._write_samples(iteration, scored)
         metrics["collect_total_seconds"] = time.perf_counter() - began
@@ -124,13 +125,24 @@ class RolloutCollector:
         scored, _ = self._sample_and_score(unwrapped(model), self.eval_prompts, self.eval_rows, 1,
                                            self.config.generation.seed)
         kl = kl_estimate(scored.old_logps, scored.ref_logps, self.settings.kl_estimator, scored.mask).sum(dim=1)
-        return {f"eval_{k}": v for k, v in _score_metrics(scored, kl).items()}
+        return {f"eval_{k}": v for k, v in self._mean_over_processes(_score_metrics(scored, kl)).items()}
 
     def state_dict(self) -> dict:
         return {"kl_coef": self.controller.value}
 
     def load_state_dict(self, state: dict) -> None:
         self.controller.value = float(state["kl_coef"])
+
+    def _mean_over_processes(self, metrics: dict[str, float]) -> dict[str, float]:
+        """Each metric averaged over the processes (every process holds as many completions, so a mean of
+        means is the mean over all of them; std and correlations are averaged as they are). All processes
+        then log, and adapt β to, the same figures."""
+        if self.state.num_processes == 1:
+            return metrics
+        names = sorted(metrics)
+        values = torch.tensor([metrics[name] for name in names], dtype=torch.float64, device=self.state.device)
+        torch.distributed.all_reduce(values)
+        return dict(zip(names, (values / self.state.num_processes).tolist(), strict=True))
 
     # ------------------------------------------------------------ sampling and scoring
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.utils import set_seed
 from transformers import get_scheduler
 
@@ -44,6 +44,18 @@ from alignkit.train.checkpoint import list_checkpoints, load_checkpoint, save_ch
 from alignkit.train.reporting import MetricsLog, console, progress_bar, summary_table
 
 SCHEDULES = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
+
+
+def _without_gpu() -> bool:
+    # Without a GPU, cpu=True lets several processes (torchrun / accelerate launch) use gloo.
+    return not torch.cuda.is_available()
+
+
+def process_state() -> PartialState:
+    """The processes a run trains on, as the engine sets them up. Use this rather than ``PartialState()``
+    before the engine exists: the first construction of the shared state decides whether several
+    processes on a CPU-only machine form a gloo group, and a plain ``PartialState()`` leaves each alone."""
+    return PartialState(cpu=_without_gpu())
 
 
 @dataclass
@@ -118,8 +130,7 @@ class Engine:
     """Trains ``model`` on ``train_rows`` with ``step``; writes the run folder contract into ``run_dir``."""
 
     def __init__(self, model, tokenizer, step: Step, config: TrainConfig, run_dir: str | Path):
-        # Without a GPU, cpu=True lets several processes (torchrun / accelerate launch) use gloo.
-        self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
+        self.accelerator = Accelerator(cpu=_without_gpu())
         set_seed(config.seed)
         self.config, self.step, self.tokenizer = config, step, tokenizer
         self.run_dir = Path(run_dir)

@@ -17,7 +17,6 @@ implicit reward and margin is 0, the accuracy ½ (ties) and the loss its value a
 from __future__ import annotations
 
 import torch
-from accelerate import PartialState
 
 from alignkit.config import DPOConfig, LoraConfig, PreferenceConfig
 from alignkit.data.comparisons import drop_identical_pairs
@@ -43,7 +42,7 @@ from alignkit.models.reference import (
     sequence_logps,
     unwrapped,
 )
-from alignkit.train.engine import Engine, RowCountedStep, RunResult, StepOutput
+from alignkit.train.engine import Engine, RowCountedStep, RunResult, StepOutput, process_state
 from alignkit.train.run import load_stage_tokenizer, load_trainable_model, prepare_run_dir
 
 REFERENCE_FREE = ("orpo", "simpo")
@@ -201,7 +200,7 @@ def run_dpo(config: DPOConfig, *, resume: bool = False) -> RunResult:
 
 
 def _build_reference(strategy: str, config: DPOConfig, policy, pad_token_id: int, splits: dict) -> Reference | None:
-    device = PartialState().device
+    device = process_state().device
     if strategy == "none":
         return None
     if strategy == "adapter":

@@ -16,7 +16,6 @@ from __future__ import annotations
 import itertools
 
 import torch
-from accelerate import PartialState
 
 from alignkit.config import DataConfig, RLConfig
 from alignkit.data.collate import collate
@@ -34,7 +33,7 @@ from alignkit.rl.collector import RolloutCollector
 from alignkit.rl.kl import kl_estimate
 from alignkit.rl.rewards import build_reward
 from alignkit.rl.rollout import collate_rollouts
-from alignkit.train.engine import Engine, RunResult, StepOutput
+from alignkit.train.engine import Engine, RunResult, StepOutput, process_state
 from alignkit.train.run import load_stage_tokenizer, load_trainable_model, prepare_run_dir
 
 
@@ -137,7 +136,7 @@ def run_rl(config: RLConfig, *, resume: bool = False) -> RunResult:
     train_records, eval_records = load_split(config.data, "prompt", seed=config.train.seed)
     prompts = [record for record, _ in train_records]
     eval_prompts = [record for record, _ in eval_records][: config.rl.eval_prompts]
-    device = PartialState().device
+    device = process_state().device
     policy = load_trainable_model(config.model, config.lora, config.train.seed)
     model = _actor_critic(config, policy)
     strategy = config.rl.reference

@@ -16,6 +16,7 @@ loss (dpo, cdpo, ipo or hinge), beta and optimiser settings:
 import argparse
 import json
 import resource
+import sys
 import time
 from pathlib import Path
 
@@ -26,10 +27,12 @@ from trl import DPOConfig as TRLDPOConfig
 from trl import DPOTrainer
 
 from alignkit.config import DPOConfig, load_config
-from alignkit.data.comparisons import drop_identical_pairs, pair_group
-from alignkit.data.prepare import load_split, tokenize_records
-from alignkit.data.tokenize import IGNORE_INDEX
+from alignkit.data.prepare import load_split
 from alignkit.models import load_causal_lm, load_tokenizer, resolve_model_path, save_model
+
+if __package__ in (None, ""):  # run as a script: make the benchmarks package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.data import tokenize_pairs  # noqa: E402
 
 
 class PretokenizedDPOTrainer(DPOTrainer):
@@ -38,36 +41,6 @@ class PretokenizedDPOTrainer(DPOTrainer):
 
     def _prepare_dataset(self, dataset, *args, **kwargs):
         return dataset
-
-
-def to_row(group) -> dict | None:
-    """TRL's row for one alignkit pair (None if chosen and rejected differ in their prompt tokens): the prompt
-    is what precedes the first labelled token; the completion ends with the last one (the end-of-turn), since
-    alignkit does not score the newline after it, and TRL scores all completion tokens (IPO divides by their number).
-    """
-    parts = []
-    for seq in group.sequences:
-        labelled = [i for i, label in enumerate(seq.labels) if label != IGNORE_INDEX]
-        start, end = labelled[0], labelled[-1] + 1
-        if len(labelled) != end - start:
-            raise SystemExit("a reply's labelled tokens are not contiguous; TRL's completion mask cannot express that")
-        parts.append((seq.input_ids[:start], seq.input_ids[start:end]))
-    (prompt, chosen), (rejected_prompt, rejected) = parts
-    return {"prompt_ids": prompt, "chosen_ids": chosen, "rejected_ids": rejected} if prompt == rejected_prompt else None
-
-
-def tokenize_pairs(records, label, tokenizer, config) -> tuple[list[dict], int]:
-    """TRL rows of ``records`` tokenised as alignkit does, and their tokens (chosen + rejected, as alignkit counts)."""
-    tokenize = lambda r, where: (where, pair_group(r, tokenizer, config.data.max_length, where))  # noqa: E731
-    items = tokenize_records(drop_identical_pairs(records, label), label, tokenize, on_error=config.data.on_error)
-    rows = [to_row(group) for _, group in items]
-    bad = [where for (where, _), row in zip(items, rows, strict=True) if row is None]
-    if bad:
-        raise SystemExit(
-            f"{label}: in {len(bad)} of {len(items)} pairs chosen and rejected do not share their prompt tokens "
-            f"(left truncation cut them differently), e.g. {', '.join(bad[:3])}; TRL needs one prompt per pair"
-        )
-    return rows, sum(group.num_tokens for _, group in items)
 
 
 def loss_settings(preference) -> dict:

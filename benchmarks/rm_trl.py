@@ -13,6 +13,7 @@ model, LoRA targets and optimiser settings. Both models are then scored by the s
 import argparse
 import json
 import resource
+import sys
 import time
 from pathlib import Path
 
@@ -26,6 +27,10 @@ from alignkit.config import RMConfig, load_config
 from alignkit.data.comparisons import drop_identical_pairs, pair_group
 from alignkit.data.prepare import load_split, tokenize_records
 from alignkit.models import load_tokenizer, resolve_model_path, save_model
+
+if __package__ in (None, ""):  # run as a script: make the benchmarks package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.data import reward_rows  # noqa: E402
 
 
 def main() -> None:
@@ -44,7 +49,7 @@ def main() -> None:
         drop_identical_pairs(train, "train"), "train",
         lambda r, where: pair_group(r, tokenizer, config.data.max_length, where), on_error=config.data.on_error,
     )
-    rows = [{"chosen_ids": g.sequences[0].input_ids, "rejected_ids": g.sequences[1].input_ids} for g in groups]
+    rows = reward_rows(groups)
     tokens = sum(g.num_tokens for g in groups)
     with (out / "heldout.jsonl").open("w") as f:
         for record, _ in held_out:

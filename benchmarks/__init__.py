@@ -1,0 +1,1 @@
+"""Throughput and memory benchmarks, side by side with other toolkits: ``python -m benchmarks.run``."""

@@ -1,8 +1,10 @@
 """Constitutions: the default one and the paper's published prompts load; malformed files get one error
 naming the key; principle draws are seeded per example; queries are worded and ordered as documented."""
 
+import dataclasses
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -39,7 +41,9 @@ def test_default_constitution_has_complete_principles_and_examples():
 
 def test_paper_prompts_load_from_the_data_folder(data_dir):
     constitution = load_constitution("cai-paper")
-    assert constitution == load_constitution(str(data_dir / "cai"))
+    from_folder = load_constitution(str(data_dir / "cai"))  # the same files, maybe through a symbolic link
+    assert Path(constitution.source).resolve() == Path(from_folder.source).resolve()
+    assert constitution == dataclasses.replace(from_folder, source=constitution.source)
     revision, comparison = constitution.for_revision(), constitution.for_comparison()
     assert len(revision) == 16 and len(comparison) == 16
     first = revision[0]

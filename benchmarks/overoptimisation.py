@@ -72,7 +72,7 @@ def make_pairs(out: Path, num_prompts: int, seed: int) -> None:
 
 def train_proxy(out: Path) -> None:
     """``alignkit rm`` on the gold-labelled pairs: the CPU recipe of configs/rm-smollm2-hh.yaml with 3 epochs
-    at 5e-4 (one epoch at 2e-4 leaves the proxy at chance on held-out pairs)."""
+    at 5e-4 (on 295 pairs it is still within noise of chance on held-out pairs: see benchmarks/RESULTS.md)."""
     _alignkit("rm", RM_CONFIG, [f"output_dir={out / 'proxy'}", f"data.train={out / 'pairs.jsonl'}",
                                 "data.max_examples=null", "data.max_eval_examples=null", "data.max_length=96",
                                 "train.epochs=3", "train.learning_rate=5e-4"])

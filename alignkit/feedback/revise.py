@@ -19,15 +19,24 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from alignkit.config import GenerationConfig
 from alignkit.errors import AlignkitError
-from alignkit.feedback.backends import FeedbackBackend, build_backend
+from alignkit.feedback.backends import FeedbackBackend
 from alignkit.feedback.config import CAIReviseConfig
 from alignkit.feedback.constitution import Principle, draw_principles, load_constitution
 from alignkit.feedback.prompts import critique_query, revision_query
-from alignkit.feedback.runs import backend_stats, call_seed, feedback_records, prepare_output, progress, write_jsonl
+from alignkit.feedback.runs import (
+    backend_stats,
+    call_seed,
+    feedback_records,
+    in_chunks,
+    open_backend,
+    prepare_output,
+    write_jsonl,
+)
 from alignkit.io import atomic_write_json
 from alignkit.train.reporting import console, summary_table
 
@@ -76,25 +85,18 @@ def run_cai_revise(config: CAIReviseConfig, backend: FeedbackBackend | None = No
     records = feedback_records(config.data, "prompt", config.seed)
     console.print(f"cai revise: {len(records)} prompts, {config.revise.rounds} round(s), {len(principles)} "
                   f"principles of {constitution.name}")
-    owned = backend is None
-    backend = backend or build_backend(config.feedback, out)
-    start = time.perf_counter()
-    examples: list[dict] = []
-    size = config.generation.batch_size
-    try:
-        with progress("cai revise", len(records)) as advance:
-            for first in range(0, len(records), size):
-                chunk = records[first : first + size]
-                made = revise_chunk(backend, [record.prompt for record, _ in chunk], first, principles, shots,
-                                    config.revise.rounds, config.seed, config.generation)
-                for example, (_, location) in zip(made, chunk, strict=True):
-                    example["location"] = location
-                examples += made
-                advance(len(chunk))
-    finally:
-        if owned and hasattr(backend, "close"):
-            backend.close()
-    report = _write(out, examples, constitution.name, time.perf_counter() - start, backend_stats(backend))
+    with open_backend(config, out, backend) as backend:
+        start = time.perf_counter()
+
+        def revise(first: int, chunk: Sequence) -> list[dict]:
+            made = revise_chunk(backend, [record.prompt for record, _ in chunk], first, principles, shots,
+                                config.revise.rounds, config.seed, config.generation)
+            for example, (_, location) in zip(made, chunk, strict=True):
+                example["location"] = location
+            return made
+
+        examples = in_chunks("cai revise", records, config.generation.batch_size, revise)
+        report = _write(out, examples, constitution.name, time.perf_counter() - start, backend_stats(backend))
     console.print(summary_table(f"cai revise: {out}", report))
     return report
 

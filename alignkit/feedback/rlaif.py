@@ -28,12 +28,20 @@ import torch
 
 from alignkit.config import GenerationConfig
 from alignkit.errors import AlignkitError, ConfigError
-from alignkit.feedback.backends import FeedbackBackend, build_backend
+from alignkit.feedback.backends import FeedbackBackend
 from alignkit.feedback.config import CAILabelConfig, LabelSettings
 from alignkit.feedback.constitution import ComparisonExample, Principle, draw_principles, load_constitution
 from alignkit.feedback.labels import SoftLabels, label_summary, preference_score, soft_labels
 from alignkit.feedback.prompts import OPTIONS, comparison_query, follow_up_query
-from alignkit.feedback.runs import backend_stats, call_seed, feedback_records, prepare_output, progress, write_jsonl
+from alignkit.feedback.runs import (
+    backend_stats,
+    call_seed,
+    feedback_records,
+    in_chunks,
+    open_backend,
+    prepare_output,
+    write_jsonl,
+)
 from alignkit.io import atomic_write_json
 from alignkit.train.reporting import console, summary_table
 
@@ -110,28 +118,18 @@ def run_cai_label(config: CAILabelConfig, backend: FeedbackBackend | None = None
     out = prepare_output(config)
     pairs = input_pairs(config)
     console.print(f"cai label: {len(pairs)} pairs, {len(principles)} principles of {constitution.name}")
-    owned = backend is None
-    backend = backend or build_backend(config.feedback, out)
-    start = time.perf_counter()
-    results: list[dict] = []
-    size = config.generation.batch_size
-    try:
-        with progress("cai label", len(pairs)) as advance:
-            for first in range(0, len(pairs), size):
-                chunk = pairs[first : first + size]
-                results += label_chunk(backend, chunk, first, principles, shots, config.label, config.seed,
-                                       config.generation)
-                advance(len(chunk))
-    finally:
-        if owned and hasattr(backend, "close"):
-            backend.close()
+    with open_backend(config, out, backend) as backend:
+        start = time.perf_counter()
+        results = in_chunks("cai label", pairs, config.generation.batch_size, lambda first, chunk: label_chunk(
+            backend, chunk, first, principles, shots, config.label, config.seed, config.generation))
+        stats = backend_stats(backend)
     settings = config.label
     clamp = (settings.cot_clamp_low, settings.cot_clamp_high) if settings.chain_of_thought else None
     labels = soft_labels(torch.tensor([r["first_logprobs"] for r in results], dtype=torch.float64),
                          torch.tensor([r["swapped_logprobs"] for r in results], dtype=torch.float64)
                          if settings.swap else None, clamp)
     report = {"constitution": constitution.name, **label_summary(labels, human),
-              "seconds": time.perf_counter() - start, **backend_stats(backend)}
+              "seconds": time.perf_counter() - start, **stats}
     _write(out, pairs, results, labels, human, report)
     console.print(summary_table(f"cai label: {out}", report))
     return report

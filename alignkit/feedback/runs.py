@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from alignkit.config import DataConfig, to_dict
 from alignkit.data.prepare import load_split
+from alignkit.feedback.backends import build_backend
 from alignkit.feedback.config import FeedbackDataConfig
 from alignkit.io import atomic_write_text
 from alignkit.train.reporting import console
@@ -55,6 +56,32 @@ def progress(description: str, total: int) -> Iterator:
     with bar:
         task = bar.add_task(description, total=total)
         yield lambda n: bar.advance(task, n)
+
+
+@contextmanager
+def open_backend(config, out: Path, backend=None) -> Iterator:
+    """``backend`` when given (the caller keeps it), else the one ``config.feedback`` names, closed on exit."""
+    if backend is not None:
+        yield backend
+        return
+    backend = build_backend(config.feedback, out)
+    try:
+        yield backend
+    finally:
+        if hasattr(backend, "close"):
+            backend.close()
+
+
+def in_chunks(description: str, items: Sequence, size: int, work: Callable[[int, Sequence], list]) -> list:
+    """``work(first_index, chunk)`` over consecutive chunks of ``size`` items, results concatenated, with a
+    progress bar."""
+    results: list = []
+    with progress(description, len(items)) as advance:
+        for first in range(0, len(items), size):
+            chunk = items[first : first + size]
+            results += work(first, chunk)
+            advance(len(chunk))
+    return results
 
 
 def backend_stats(backend) -> dict:

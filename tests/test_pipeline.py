@@ -92,7 +92,14 @@ def test_every_stage_runs_and_writes_its_folder(finished):
     for policy, winrate in report["winrate"].items():
         assert winrate["num_prompts"] == 2 and 0 <= winrate["win_rate"] <= 1
         assert winrate["policy"] == f"{OUT}/{policy}" and winrate["baseline"] == f"{OUT}/sft"
+        hacking = json.loads((out / "eval" / f"{policy}-vs-sft" / "hacking.json").read_text())
+        assert hacking["win_rate"]["rate"] == winrate["win_rate"] and "style_drift" in hacking
         assert (out / "eval" / f"{policy}-vs-sft" / "samples.jsonl").is_file()
+    assert (hacking["training"] is None) and json.loads((out / "eval" / "ppo-vs-sft" / "hacking.json").read_text())[
+        "training"]["steps"] == [1, 2]  # the RL curves of the PPO run; DPO is not an RL run
+    page = (out / "eval" / "report.html").read_text()
+    assert all(f"{OUT}/{folder}" in page for folder in ("sft", "rm", "ppo", "dpo", "eval"))
+    assert "ppo-vs-sft: win rate" in (out / "eval" / "report.md").read_text()
     assert report["rm_eval"]["pairs"] == 2  # the reward model's held-out 25% of 8 pairs
     assert json.loads((out / "rm" / "eval.json").read_text())["rm_eval"] == report["rm_eval"]
     assert all(r.figure != "-" for r in results), results

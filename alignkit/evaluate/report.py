@@ -88,7 +88,8 @@ def _curves(document: Document, run: RunFolder) -> None:
         if series:
             panels.append((title, series))
     if not panels:
-        document.paragraph("metrics.jsonl holds none of the plotted metrics.", note=True)
+        document.paragraph("metrics.jsonl holds none of the plotted metrics." if run.metrics else
+                           "No metrics.jsonl: a folder of evaluations.", note=True)
         return
     document.image(plots.line_panels(panels, "step"), "training curves")
     document.table(("metric", "first", "last", "last step"), firsts_and_lasts)

@@ -47,10 +47,13 @@ class RunFolder:
 
 
 def load_run(path: str | Path) -> RunFolder:
-    """Everything :class:`RunFolder` lists, read from the run folder at ``path``. A missing folder or
-    ``metrics.jsonl``, and malformed files, raise AlignkitError naming the file (and line)."""
+    """Everything :class:`RunFolder` lists, read from the run folder at ``path``; a folder of evaluations
+    only (eval.json or evaluation subfolders, no ``metrics.jsonl``: the pipeline's eval/) has no metrics
+    rows. A missing folder, a folder with neither, and malformed files raise AlignkitError naming the file
+    (and line)."""
     run_dir = Path(path)
-    metrics = read_metrics(run_dir)
+    if not run_dir.is_dir():
+        raise AlignkitError(f"{run_dir}: no such folder (expected a run folder)")
     evaluations = []
     for folder in sorted(p for p in run_dir.iterdir() if p.is_dir()):
         for kind, name in EVALUATION_FILES.items():
@@ -58,6 +61,8 @@ def load_run(path: str | Path) -> RunFolder:
                 samples = read_jsonl(folder / "samples.jsonl") if (folder / "samples.jsonl").is_file() else []
                 evaluations.append(Evaluation(kind, folder, read_json(folder / name), samples))
     eval_path, samples_path = run_dir / "eval.json", run_dir / "samples.jsonl"
+    evaluations_only = not (run_dir / "metrics.jsonl").is_file() and (eval_path.is_file() or evaluations)
+    metrics = [] if evaluations_only else read_metrics(run_dir)
     return RunFolder(
         path=run_dir, metrics=metrics,
         eval=read_json(eval_path) if eval_path.is_file() else {},

@@ -1,13 +1,16 @@
-"""The pipeline's last stage: ``alignkit eval rm`` on the reward model, then the win rate of each policy
-(ppo, dpo) over the SFT policy judged by the reward model, on the first ``eval.num_prompts`` distinct
-prompts of the reward model's held-out split. The judge reads at most ``rm.data.max_length`` tokens, the
+"""The pipeline's last stage: ``alignkit eval rm`` on the reward model, then ``alignkit eval hacking`` of
+each policy (ppo, dpo) against the SFT policy judged by the reward model (the win rate, the length and
+style diagnostics), on the first ``eval.num_prompts`` distinct prompts of the reward model's held-out
+split, and last the report of every stage. The judge reads at most ``rm.data.max_length`` tokens, the
 length it was trained on.
 
-Writes output_dir/eval/: ``config.yaml`` (the eval section), ``<policy>-vs-sft/`` (``winrate.json`` and
-``samples.jsonl``, as ``alignkit eval winrate --out`` writes them) and, last, ``eval.json``:
-``{"rm_eval": {...}, "winrate": {policy: {...}}}``. The reward model's report is also merged into
-output_dir/rm/eval.json under ``rm_eval``, as ``alignkit eval rm`` does. Resuming, a comparison whose
-``winrate.json`` is already written is read back, not sampled again.
+Writes output_dir/eval/: ``config.yaml`` (the eval section), ``<policy>-vs-sft/`` (``hacking.json`` and
+``samples.jsonl``, as ``alignkit eval hacking --out`` writes them), ``eval.json``:
+``{"rm_eval": {...}, "winrate": {policy: {...}}}`` (each win rate as ``alignkit eval winrate`` reports
+it), and ``report.html`` with ``report.md`` (``alignkit eval report`` of the stage folders and eval/).
+The reward model's report is also merged into output_dir/rm/eval.json under ``rm_eval``, as ``alignkit
+eval rm`` does. Resuming, a comparison whose ``hacking.json`` is already written is read back, not
+sampled again.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from pathlib import Path
 import yaml
 
 from alignkit.config import GenerationConfig, to_dict
+from alignkit.evaluate.hacking import evaluate_hacking, print_hacking
+from alignkit.evaluate.report import write_html_report
 from alignkit.evaluate.reward_eval import evaluate_reward_model, write_report
-from alignkit.evaluate.winrate import evaluate_winrate, print_report, winrate_prompts
+from alignkit.evaluate.winrate import winrate_prompts
 from alignkit.io import atomic_write_json, atomic_write_text
 from alignkit.pipeline.config import PipelineConfig
 from alignkit.train.reporting import console
@@ -47,16 +52,28 @@ def run_evaluation(config: PipelineConfig, policies: list[str], *, resume: bool)
     winrates = {}
     for policy in policies:
         part = out / f"{policy}-vs-{BASELINE}"
-        if resume and (part / "winrate.json").is_file():
-            winrates[policy] = json.loads((part / "winrate.json").read_text())
-            console.print(f"eval: {part / 'winrate.json'} was written before; reused")
+        if resume and (part / "hacking.json").is_file():
+            hacking = json.loads((part / "hacking.json").read_text())
+            console.print(f"eval: {part / 'hacking.json'} was written before; reused")
         else:
-            winrates[policy] = evaluate_winrate(str(root / policy), str(root / BASELINE), str(judge), prompts,
-                                                generation, part, judge_max_length=max_length)
-        print_report(winrates[policy], part)
+            hacking = evaluate_hacking(str(root / policy), str(root / BASELINE), str(judge), prompts, generation,
+                                       part, judge_max_length=max_length)
+        print_hacking(hacking, part)
+        winrates[policy] = _win_rate_report(hacking)
     report = {"rm_eval": rm_report, "winrate": winrates}
     atomic_write_json(out / "eval.json", report)
+    stages = [root / stage for stage in (BASELINE, "rm", *POLICIES) if (root / stage / "metrics.jsonl").is_file()]
+    write_html_report([*stages, out], out / "report.html")
     return report
+
+
+def _win_rate_report(hacking: dict) -> dict:
+    """The win rate of a hacking report with the keys of ``alignkit eval winrate``'s report."""
+    result = hacking["win_rate"]
+    return {"policy": hacking["policy"], "baseline": hacking["baseline"], "judge": hacking["judge"],
+            "num_prompts": hacking["num_prompts"], "win_rate": result["rate"], "ci_low": result["ci_low"],
+            "ci_high": result["ci_high"], "wins": result["wins"], "losses": result["losses"], "ties": result["ties"],
+            **hacking["sides"]}
 
 
 def summarise_evaluation(report: dict) -> str:

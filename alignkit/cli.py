@@ -79,6 +79,7 @@ def _add_eval_commands(commands) -> None:
     )
     rm.add_argument("--model", required=True, help="A reward-model run folder, model folder or ensemble run folder.")
     rm.add_argument("--data", help="Preference pairs (any data source); default: the run's own held-out split.")
+    rm.add_argument("--split-from", help="Use the held-out split of this run folder instead of the model's own.")
     rm.add_argument("--combine", default="mean", choices=["mean", "min", "mean_minus_std"],
                     help="How an ensemble's members are combined (default: mean).")
     rm.add_argument("--lam", type=float, default=1.0, help="λ of mean_minus_std (default: 1.0).")
@@ -161,8 +162,8 @@ def _run_eval(args) -> None:
     if args.eval_kind == "rm":
         from alignkit.evaluate.reward_eval import evaluate_reward_model, write_report
 
-        report = evaluate_reward_model(args.model, args.data, combine=args.combine, lam=args.lam,
-                                       max_length=args.max_length, batch_size=args.batch_size)
+        report = evaluate_reward_model(args.model, args.data, split_from=args.split_from, combine=args.combine,
+                                       lam=args.lam, max_length=args.max_length, batch_size=args.batch_size)
         write_report(Path(args.model), report)
         return
     if args.eval_kind == "report":

@@ -5,12 +5,14 @@ import json
 
 import pytest
 import torch
+import yaml
 from helpers import WORDS, planted_pairs, write_jsonl
 from transformers import AutoModelForSequenceClassification
 
 from alignkit.cli import main
 from alignkit.config import RMConfig, load_config
 from alignkit.errors import AlignkitError, DataError
+from alignkit.evaluate.reward_eval import evaluate_reward_model
 from alignkit.models import load_tokenizer
 from alignkit.models.scorer import RewardScorer
 from alignkit.train.reward import run_rm
@@ -53,6 +55,24 @@ def test_tiny_model_learns_a_planted_preference(planted_run, capsys):
     assert report["eval_accuracy"] >= 0.95  # the engine's own evaluation agrees
     for key in ("ece", "mean_margin", "reward_length_spearman", "longer_wins_rate", "length_fit"):
         assert key in report["rm_eval"]
+
+
+def test_eval_on_another_runs_held_out_split(planted_run, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    config = yaml.safe_load((planted_run / "config.yaml").read_text())
+    config["data"]["eval_fraction"] = 0.1  # another split of the same pairs: 24 held out
+    (other / "config.yaml").write_text(yaml.safe_dump(config))
+    report = evaluate_reward_model(str(planted_run), split_from=str(other), max_length=64)
+    assert report["pairs"] == 24 and report["pairs_from"] == f"held-out split of {other}"
+    assert evaluate_reward_model(str(planted_run), max_length=64)["pairs"] == 48
+
+
+def test_eval_leaves_out_pairs_whose_response_cannot_fit(planted_run, tmp_path):
+    pairs = planted_pairs(6)
+    pairs[2]["rejected"] = " ".join(WORDS * 20)  # far over max_length even without its prompt
+    report = evaluate_reward_model(str(planted_run), str(write_jsonl(tmp_path / "p.jsonl", pairs)), max_length=64)
+    assert report["pairs"] == 5 and report["skipped_too_long"] == 1
 
 
 def test_scores_survive_save_and_load_and_match_the_transformers_class(planted_run):

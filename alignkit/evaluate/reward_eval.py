@@ -19,20 +19,31 @@ from alignkit.train.reporting import console, summary_table
 
 
 def held_out_pairs(run_dir: Path, data: str | None) -> list:
-    """Preference pairs to evaluate on: all of ``data``, or the run's held-out split."""
+    """Preference pairs to evaluate on: all of ``data``, or the held-out split of the run in ``run_dir``."""
     if data is not None:
         return load_records(data, "preference", on_error="skip").records
     return held_out_records(run_dir, "preference")
 
 
-def evaluate_reward_model(model: str, data: str | None = None, *, combine: str = "mean", lam: float = 1.0,
-                          max_length: int = 1024, batch_size: int = 8) -> dict:
-    """Score every pair's chosen and rejected response; return accuracy, margin, ECE and length diagnostics."""
+def evaluate_reward_model(model: str, data: str | None = None, *, split_from: str | None = None,
+                          combine: str = "mean", lam: float = 1.0, max_length: int = 1024,
+                          batch_size: int = 8) -> dict:
+    """Score every pair's chosen and rejected response; return accuracy, margin, ECE and length diagnostics.
+    Pairs with a response that does not fit in ``max_length`` tokens even with the prompt cut away are
+    left out (as training with ``on_error: skip`` leaves them out) and counted in ``"skipped_too_long"``.
+    The pairs: all of ``data``, else the held-out split of the run folder ``split_from`` (e.g. a reward
+    model trained on human labels, to test one trained on AI labels), else the model's own; the report
+    says which under ``"pairs_from"``."""
     run_dir = Path(model)
-    pairs = [p for p in held_out_pairs(run_dir, data) if p.chosen.strip() != p.rejected.strip()]
+    source = Path(split_from) if split_from is not None else run_dir
+    pairs = [p for p in held_out_pairs(source, data) if p.chosen.strip() != p.rejected.strip()]
     if not pairs:
-        raise AlignkitError(f"{data or run_dir}: no pairs with different chosen and rejected responses")
+        raise AlignkitError(f"{data or source}: no pairs with different chosen and rejected responses")
     scorer = RewardScorer(run_dir, combine=combine, lam=lam, max_length=max_length, batch_size=batch_size)
+    fitting = [p for p in pairs if scorer.fits(p.prompt, p.chosen) and scorer.fits(p.prompt, p.rejected)]
+    if not fitting:
+        raise AlignkitError(f"{data or source}: no pair's responses fit in max_length {max_length} tokens")
+    too_long, pairs = len(pairs) - len(fitting), fitting
     prompts = [p.prompt for p in pairs] * 2
     responses = [p.chosen for p in pairs] + [p.rejected for p in pairs]
     rewards, spread = scorer.score(prompts, responses, return_spread=True)
@@ -41,6 +52,8 @@ def evaluate_reward_model(model: str, data: str | None = None, *, combine: str =
     slope, intercept = rm.length_residual_fit(rewards, lengths)
     report = {
         "pairs": len(pairs),
+        "pairs_from": data if data is not None else f"held-out split of {source}",
+        "skipped_too_long": too_long,
         "accuracy": rm.pairwise_accuracy(chosen, rejected),
         "mean_margin": rm.mean_margin(chosen, rejected),
         "ece": rm.pairwise_ece(chosen, rejected),

@@ -12,7 +12,7 @@ from alignkit.data.collate import collate
 from alignkit.data.comparisons import tokenize_response
 from alignkit.data.records import as_messages
 from alignkit.data.tokenize import IGNORE_INDEX
-from alignkit.errors import AlignkitError
+from alignkit.errors import AlignkitError, DataError
 from alignkit.evaluate.reward_metrics import combine_ensemble, length_residual
 from alignkit.models.loading import load_tokenizer
 from alignkit.models.reward import ensemble_members, load_trained_reward_model
@@ -66,6 +66,15 @@ class RewardScorer:
             for m, model in enumerate(self.members):
                 scores[m, chosen] = model(ids, mask, response_mask).cpu()
         return scores
+
+    def fits(self, prompt, response: str) -> bool:
+        """Whether ``response`` with its reply header fits in ``max_length`` tokens (the prompt is cut
+        from the left as needed); :meth:`score` raises DataError on a response that does not."""
+        try:
+            tokenize_response(as_messages(prompt, "prompt"), response, self.tokenizer, self.max_length, "response")
+        except DataError:
+            return False
+        return True
 
     def response_lengths(self, responses: Sequence[str]) -> torch.Tensor:
         """Response lengths in tokens (the length the diagnostics and the length fit use)."""

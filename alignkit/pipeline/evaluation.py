@@ -48,7 +48,8 @@ def run_evaluation(config: PipelineConfig, policies: list[str], *, resume: bool)
         console.print(f"[yellow]eval: the held-out split of {judge} has {len(prompts)} distinct prompts, fewer than "
                       f"eval.num_prompts ({settings.num_prompts}); rm.data.max_eval_examples caps it")
     generation = dataclasses.replace(GenerationConfig(), max_new_tokens=settings.max_new_tokens,
-                                     temperature=settings.temperature, seed=settings.seed)
+                                     temperature=settings.temperature, seed=settings.seed,
+                                     batch_size=settings.batch_size, max_prompt_length=settings.max_prompt_length)
     winrates = {}
     for policy in policies:
         part = out / f"{policy}-vs-{BASELINE}"

@@ -7,6 +7,7 @@
     alignkit rl --config configs/ppo-smollm2-hh.yaml --set rl.algo=grpo
     alignkit eval rm --model runs/rm
     alignkit eval hacking --policy runs/ppo --baseline runs/sft --judge runs/rm --probes probes.jsonl
+    alignkit eval best-of-n --policy runs/sft --judge runs/rm --gold runs/rm-gold --n 1,2,4,8,16
     alignkit eval report runs/sft runs/rm runs/ppo --out report.html
     alignkit cai label --config configs/cai-label-smollm2-hh.yaml
     alignkit sft --help          # every option, its type, default and meaning
@@ -92,7 +93,7 @@ def _add_eval_commands(commands) -> None:
         "often the policy's reply scores higher (ties count half), with a 95% bootstrap interval over prompts. "
         "Writes winrate.json and samples.jsonl to --out.",
     )
-    _add_comparison_arguments(winrate)
+    _add_sampling_arguments(winrate, baseline=True)
     winrate.add_argument("--out", help="Output folder (default: <policy>/winrate-vs-<baseline folder name>).")
     accuracy = kinds.add_parser(
         "gsm8k",
@@ -117,12 +118,28 @@ def _add_eval_commands(commands) -> None:
         "reward-length correlation, proxy and monitored rewards against sqrt(KL) with the Gao et al. fit). "
         "Writes hacking.json and the samples to --out.",
     )
-    _add_comparison_arguments(hacking)
+    _add_sampling_arguments(hacking, baseline=True)
     hacking.add_argument("--probes", metavar="FILE.jsonl", help="Sycophancy probes, one {prompt, wrong, correct} "
                          "per line: the share of replies agreeing with the user's false belief, before and after.")
     hacking.add_argument("--red-team", metavar="FILE.jsonl", help="Adversarial prompts, one {prompt} per line: the "
                          "harmful-reply rate of each side, estimated (a heuristic) as the share of non-refusals.")
     hacking.add_argument("--out", help="Output folder (default: <policy>/hacking-vs-<baseline folder name>).")
+    best_of_n = kinds.add_parser(
+        "best-of-n",
+        help="Best-of-n sampling as a baseline policy: expected judge (proxy) and gold reward of the best of n "
+        "against KL.",
+        description="Samples max(n) replies per prompt from the policy, scores every reply with the judge (and "
+        "with --gold, an independent reward model: the over-optimisation check) and reports, for each n, "
+        "KL_bon(n) = log n - (n-1)/n, its square root, and unbiased estimates from the max(n) samples of the "
+        "judge's reward of the best of n and the gold reward of that reply. Writes best_of_n.json and "
+        "samples.jsonl to --out.",
+    )
+    _add_sampling_arguments(best_of_n, baseline=False)
+    best_of_n.add_argument("--gold", help="A second, independent reward-model run, model or ensemble folder that "
+                           "scores the reply the judge picks.")
+    best_of_n.add_argument("--n", default="1,2,4,8,16", help="The n values, comma-separated (default: 1,2,4,8,16); "
+                           "max(n) replies are sampled per prompt.")
+    best_of_n.add_argument("--out", help="Output folder (default: <policy>/best-of-n-<judge folder name>).")
     report = kinds.add_parser(
         "report",
         help="One self-contained HTML report (plots included) of one or more run folders, and a Markdown summary.",
@@ -134,11 +151,13 @@ def _add_eval_commands(commands) -> None:
     report.add_argument("--out", default="report.html", help="The HTML file to write (default: report.html).")
 
 
-def _add_comparison_arguments(parser) -> None:
-    """The arguments of commands that compare a policy with a baseline under a reward-model judge."""
+def _add_sampling_arguments(parser, *, baseline: bool) -> None:
+    """The arguments of commands that sample a policy's replies to prompts (and with ``baseline`` a second
+    policy's, to compare with) and score them with a reward-model judge."""
     parser.add_argument("--policy", required=True, help="The policy: a run folder or model folder.")
-    parser.add_argument("--baseline", required=True, help="The policy compared against: a run or model folder, "
-                        "or any model name (e.g. smollm2-135m).")
+    if baseline:
+        parser.add_argument("--baseline", required=True, help="The policy compared against: a run or model folder, "
+                            "or any model name (e.g. smollm2-135m).")
     parser.add_argument("--judge", required=True, help="A reward-model run folder, model folder or ensemble folder.")
     parser.add_argument("--data", help="Prompts of these preference pairs (any data source); default: the "
                         "held-out split of the policy's run folder.")
@@ -188,6 +207,15 @@ def _run_eval(args) -> None:
         return
     from alignkit.evaluate.winrate import evaluate_winrate, print_report, winrate_prompts
 
+    if args.eval_kind == "best-of-n":
+        from alignkit.evaluate.best_of_n_eval import evaluate_best_of_n, parse_ns, print_best_of_n
+
+        ns = parse_ns(args.n)
+        out = Path(args.out) if args.out else Path(args.policy) / f"best-of-n-{Path(args.judge).name}"
+        report = evaluate_best_of_n(args.policy, args.judge, winrate_prompts(args.policy, args.data, args.num_prompts),
+                                    generation, ns, out, gold=args.gold, judge_max_length=args.judge_max_length)
+        print_best_of_n(report, out)
+        return
     prompts = winrate_prompts(args.policy, args.data, args.num_prompts)
     out = Path(args.out) if args.out else Path(args.policy) / f"{args.eval_kind}-vs-{Path(args.baseline).name}"
     if args.eval_kind == "hacking":

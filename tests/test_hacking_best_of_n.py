@@ -1,12 +1,14 @@
 """Best-of-n: its KL formula against the exact best-of-n distribution of a discrete base policy and a
-Monte Carlo estimate for a continuous one, and the per-prompt choice against hand values."""
+Monte Carlo estimate for a continuous one, the per-prompt choice against hand values, and the unbiased
+expected best-of-n estimate against hand values and brute-force enumeration of n-subsets."""
 
+import itertools
 import math
 
 import pytest
 import torch
 
-from alignkit.evaluate.best_of_n import best_of_n_kl, select_best_of_n
+from alignkit.evaluate.best_of_n import best_of_n_kl, expected_best_of_n, select_best_of_n
 
 
 def exact_kl_uniform_base(num_outcomes: int, n: int) -> float:
@@ -70,3 +72,76 @@ def test_select_best_of_n_rejects_bad_input():
         select_best_of_n(torch.zeros(3))
     with pytest.raises(ValueError, match="NaN"):
         select_best_of_n(torch.tensor([[0.0, float("nan")]]))
+
+
+def brute_force_best_of_n(scores: torch.Tensor, n: int, values: torch.Tensor) -> float:
+    """The mean over prompts and over every n-subset of the samples of the value that select_best_of_n
+    picks from the subset."""
+    picked = []
+    for subset in itertools.combinations(range(scores.shape[1]), n):
+        columns = torch.tensor(subset)
+        chosen = columns[select_best_of_n(scores[:, columns]).indices]
+        picked.append(values.gather(1, chosen.unsqueeze(1)).squeeze(1).double())
+    return float(torch.stack(picked).mean())
+
+
+def test_expected_best_of_n_hand_values():
+    scores = torch.tensor([[1.0, 3.0, 2.0]])
+    # subsets of 2: {1, 3} -> 3, {1, 2} -> 2, {3, 2} -> 3
+    assert expected_best_of_n(scores, 2) == pytest.approx(8 / 3)
+    # the gold value of the reply the proxy picks: {0, 1} -> 20, {0, 2} -> 30, {1, 2} -> 20
+    assert expected_best_of_n(scores, 2, torch.tensor([[10.0, 20.0, 30.0]])) == pytest.approx(70 / 3)
+    assert expected_best_of_n(scores, 3) == 3.0 and expected_best_of_n(scores, 1) == pytest.approx(2.0)
+    ties = torch.tensor([[2.0, 2.0, 0.0]])
+    # equal scores: the lowest index wins, so index 0 beats index 1 whenever both are drawn
+    assert expected_best_of_n(ties, 2, torch.tensor([[5.0, 7.0, 1.0]])) == pytest.approx((5 + 5 + 7) / 3)
+
+
+@pytest.mark.parametrize("samples", range(1, 8))
+def test_expected_best_of_n_equals_enumerating_every_subset(samples):
+    gen = torch.Generator().manual_seed(samples)
+    continuous = torch.randn(5, samples, generator=gen)
+    tied = torch.randint(0, 3, (5, samples), generator=gen).float()  # many equal scores
+    values = torch.randn(5, samples, generator=gen)
+    for scores in (continuous, tied):
+        for n in range(1, samples + 1):
+            assert expected_best_of_n(scores, n) == pytest.approx(brute_force_best_of_n(scores, n, scores), abs=1e-12)
+            assert expected_best_of_n(scores, n, values) == pytest.approx(
+                brute_force_best_of_n(scores, n, values), abs=1e-12)
+
+
+def test_expected_best_of_n_at_the_ends():
+    gen = torch.Generator().manual_seed(1)
+    scores, values = torch.randn(20, 9, generator=gen), torch.randn(20, 9, generator=gen)
+    best = select_best_of_n(scores)
+    assert expected_best_of_n(scores, 9) == pytest.approx(best.mean_score, abs=1e-12)
+    assert expected_best_of_n(scores, 9, values) == pytest.approx(
+        float(values.double().gather(1, best.indices.unsqueeze(1)).mean()), abs=1e-12)
+    assert expected_best_of_n(scores, 1) == pytest.approx(float(scores.double().mean()), abs=1e-12)
+    assert expected_best_of_n(scores, 1, values) == pytest.approx(float(values.double().mean()), abs=1e-12)
+    curve = [expected_best_of_n(scores, n) for n in range(1, 10)]
+    assert curve == sorted(curve)
+
+
+def test_expected_best_of_n_is_exact_for_many_samples():
+    """With N = 400 samples the binomial coefficients are far beyond float range; the weights stay exact."""
+    scores = torch.arange(400, dtype=torch.float64).unsqueeze(0)  # the j-th highest is 400 - j
+    # E[max of n draws without replacement from 0..N-1] = n (N + 1) / (n + 1) - 1
+    for n in (1, 2, 200, 400):
+        assert expected_best_of_n(scores, n) == pytest.approx(n * 401 / (n + 1) - 1, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("scores", "n", "values", "message"),
+    [
+        (torch.zeros(2, 3), 0, None, r"n must be in \[1, 3\]"),
+        (torch.zeros(2, 3), 4, None, r"n must be in \[1, 3\]"),
+        (torch.zeros(2, 3), 2, torch.zeros(2, 4), "do not match"),
+        (torch.zeros(3), 1, None, "prompts, n"),
+        (torch.tensor([[0.0, float("nan")]]), 1, None, "scores contain NaN"),
+        (torch.zeros(1, 2), 1, torch.tensor([[0.0, float("nan")]]), "values contain NaN"),
+    ],
+)
+def test_expected_best_of_n_rejects_bad_input(scores, n, values, message):
+    with pytest.raises(ValueError, match=message):
+        expected_best_of_n(scores, n, values)

@@ -43,11 +43,44 @@ def select_best_of_n(scores: torch.Tensor) -> BestOfN:
     Ties go to the lowest index (the first sample drawn), so the choice is deterministic. NaN scores
     are rejected, since a NaN would never be chosen or always be, depending on the backend.
     """
-    if scores.dim() != 2 or scores.shape[0] == 0 or scores.shape[1] == 0:
-        raise ValueError(f"expected scores of shape (prompts, n) with both > 0, got {tuple(scores.shape)}")
-    if torch.isnan(scores).any():
-        raise ValueError("scores contain NaN")
-    values = scores.detach().to("cpu", torch.float64)
+    values = _score_matrix(scores, "scores")
     indices = values.argmax(dim=1)  # torch returns the first of equal maxima
     chosen = values.gather(1, indices.unsqueeze(1)).squeeze(1)
     return BestOfN(indices, chosen, float(chosen.mean()))
+
+
+def expected_best_of_n(scores: torch.Tensor, n: int, values: torch.Tensor | None = None) -> float:
+    """Unbiased estimate, from N >= n samples per prompt, of the mean over prompts of the expected value
+    of the best of n replies drawn without replacement (Nakano et al. 2021, "WebGPT"; Gao et al. 2022):
+
+        E[value of best of n] = Σ_{j=1..N} C(N - j, n - 1) / C(N, n) · v_(j)
+
+    where v_(j) is the value of the j-th highest-scored sample of the prompt: it is the best of a random
+    n-subset exactly when it is in the subset and the other n - 1 all rank below it. ``scores`` (prompts, N)
+    rank the samples (the reward model that picks); ``values`` (same shape, default ``scores``) are the
+    quantities averaged, e.g. a gold reward of the reply the proxy picks. Among equal scores the lowest
+    index ranks highest, as in :func:`select_best_of_n`, so n = N gives its mean exactly and n = 1 the
+    plain mean of ``values``. Weights are exact ratios of integers, rounded once to float64. Raises
+    ValueError for n outside [1, N], a shape mismatch, or NaN.
+    """
+    ranked = _score_matrix(scores, "scores")
+    values = ranked if values is None else _score_matrix(values, "values")
+    if values.shape != ranked.shape:
+        raise ValueError(f"values of shape {tuple(values.shape)} do not match scores of shape {tuple(ranked.shape)}")
+    samples = ranked.shape[1]
+    if not 1 <= n <= samples:
+        raise ValueError(f"n must be in [1, {samples}] (the samples per prompt), got {n}")
+    order = ranked.sort(dim=1, descending=True, stable=True).indices  # equal scores keep their index order
+    total = math.comb(samples, n)
+    weights = torch.tensor([math.comb(samples - j, n - 1) / total for j in range(1, samples + 1)],
+                           dtype=torch.float64)
+    return float((values.gather(1, order) * weights).sum(dim=1).mean())
+
+
+def _score_matrix(scores: torch.Tensor, name: str) -> torch.Tensor:
+    """``scores`` as a float64 CPU matrix; ValueError unless it is (prompts, n) with both > 0 and NaN-free."""
+    if scores.dim() != 2 or scores.shape[0] == 0 or scores.shape[1] == 0:
+        raise ValueError(f"expected {name} of shape (prompts, n) with both > 0, got {tuple(scores.shape)}")
+    if torch.isnan(scores).any():
+        raise ValueError(f"{name} contain NaN")
+    return scores.detach().to("cpu", torch.float64)

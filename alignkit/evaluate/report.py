@@ -10,7 +10,9 @@ Per run folder, in this order (:data:`SECTIONS`), each section saying so when th
   baseline's and the policy's reply to the same prompt from every evaluation subfolder;
 - win rates (and accuracies) with their 95% intervals, from the ``winrate.json``, ``accuracy.json`` and
   ``hacking.json`` of the run's subfolders;
-- the reward-hacking diagnostics of every ``hacking.json`` (see :mod:`~alignkit.evaluate.hacking`).
+- the reward-hacking diagnostics of every ``hacking.json`` (see :mod:`~alignkit.evaluate.hacking`), and the
+  curve of every ``best_of_n.json``: the judge's (proxy) and gold reward of the best of n against √KL
+  (see :mod:`~alignkit.evaluate.best_of_n_eval`).
 
 The HTML embeds its plots as base64 PNG images and its CSS inline, so it opens anywhere without network
 or other files; all text from the runs is escaped (:mod:`~alignkit.evaluate.document`). The Markdown
@@ -22,6 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from alignkit.evaluate import plots
+from alignkit.evaluate.best_of_n_eval import CURVE_COLUMNS, curve_rows
 from alignkit.evaluate.document import Document, SampleCell, clip, fmt
 from alignkit.evaluate.hacking import headline
 from alignkit.evaluate.run_folder import Evaluation, RunFolder, load_run
@@ -180,6 +183,8 @@ def _intervals(evaluation: Evaluation) -> list[tuple]:
     if evaluation.kind == "accuracy":
         return [(f"{name}: accuracy", report["accuracy"], report["ci_low"], report["ci_high"],
                  report["num_problems"])]
+    if evaluation.kind != "hacking":
+        return []  # a best-of-n curve has no rate with an interval
     overall, matched = report["win_rate"], report["length_matched_win_rate"]
     rows = [(f"{name}: win rate", overall["rate"], overall["ci_low"], overall["ci_high"], overall["n"])]
     if matched["win_rate"] is not None:
@@ -191,8 +196,12 @@ def _intervals(evaluation: Evaluation) -> list[tuple]:
 
 def _hacking(document: Document, run: RunFolder) -> None:
     found = [evaluation for evaluation in run.evaluations if evaluation.kind == "hacking"]
-    if not found:
-        document.paragraph("No hacking.json in this run's subfolders (alignkit eval hacking writes one).", note=True)
+    best_of_n = [evaluation for evaluation in run.evaluations if evaluation.kind == "best_of_n"]
+    if not found and not best_of_n:
+        document.paragraph("No hacking.json or best_of_n.json in this run's subfolders (alignkit eval hacking and "
+                           "eval best-of-n write them).", note=True)
+    for evaluation in best_of_n:
+        _best_of_n(document, evaluation)
     for evaluation in found:
         report = evaluation.report
         document.heading(4, evaluation.folder.name)
@@ -214,6 +223,24 @@ def _hacking(document: Document, run: RunFolder) -> None:
                                                                 "refusal_rate", "mean_reward")))
                             for side in SIDES_ORDER])
         _training_diagnostics(document, report.get("training"))
+
+
+def _best_of_n(document: Document, evaluation: Evaluation) -> None:
+    """The best-of-n curve: proxy (and gold) reward of the best of n against √KL_bon(n), plotted and tabled."""
+    report = evaluation.report
+    gold = f", gold {report['gold']}" if report["gold"] else " (no gold reward model)"
+    document.heading(4, evaluation.folder.name)
+    document.paragraph(f"Best of n replies of {report['policy']}, picked by the judge {report['judge']}{gold}: "
+                       f"expected rewards estimated from {report['samples_per_prompt']} samples on each of "
+                       f"{report['num_prompts']} prompts; KL = log n − (n − 1)/n.")
+    curve = report["curve"]
+    sqrt_kl = [point["sqrt_kl"] for point in curve]
+    series = {"proxy (judge)": (sqrt_kl, [point["proxy"] for point in curve])}
+    if report["gold"]:
+        series["gold"] = (sqrt_kl, [point["gold"] for point in curve])
+    document.image(plots.line_panels([("best-of-n reward", series)], "√KL_bon(n)"),
+                   "best-of-n proxy and gold reward against √KL")
+    document.table([header for header, _ in CURVE_COLUMNS], curve_rows(report))
 
 
 def _length_tables(document: Document, report: dict) -> None:

@@ -3,8 +3,8 @@
 A run folder (written by ``alignkit sft``, ``rm``, ``dpo`` or ``rl``) holds ``metrics.jsonl`` (one JSON
 object per logged step; non-finite values are written as the strings "nan", "inf", "-inf"), usually
 ``eval.json``, for RL runs ``samples.jsonl``, and the folders that evaluations wrote into it
-(``alignkit eval winrate``, ``gsm8k`` and ``hacking`` write ``winrate.json``, ``accuracy.json`` and
-``hacking.json``, each with a ``samples.jsonl``, into a subfolder of the run by default).
+(``alignkit eval winrate``, ``gsm8k``, ``hacking`` and ``best-of-n`` write ``winrate.json``, ``accuracy.json``,
+``hacking.json`` and ``best_of_n.json``, each with a ``samples.jsonl``, into a subfolder of the run by default).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from pathlib import Path
 from alignkit.data.readers import read_rows
 from alignkit.errors import AlignkitError, DataError
 
-EVALUATION_FILES = {"winrate": "winrate.json", "accuracy": "accuracy.json", "hacking": "hacking.json"}
+EVALUATION_FILES = {"winrate": "winrate.json", "accuracy": "accuracy.json", "hacking": "hacking.json",
+                    "best_of_n": "best_of_n.json"}
 """The report file of each kind of evaluation, by kind."""
 
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}

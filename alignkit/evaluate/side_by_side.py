@@ -1,5 +1,6 @@
 """Two policies answer the same prompts and a reward model (the judge) scores every reply: the shared core
-of ``alignkit eval winrate`` and ``alignkit eval hacking``.
+of ``alignkit eval winrate`` and ``alignkit eval hacking``; ``alignkit eval best-of-n`` shares its sampling
+(:func:`sample_replies`) and checks.
 
 Prompts come in named sets (held-out prompts, probes, adversarial prompts). Each policy is loaded once
 and samples every set with the same ``generation.seed``, so a set's replies do not depend on which other
@@ -85,12 +86,11 @@ def compare(
     folders or model names) and score them all with ``judge`` (a reward-model run, model or ensemble folder).
     ``device``: None is the GPU when there is one, else the CPU. Raises AlignkitError for a missing judge
     folder or an empty set, before any model is loaded."""
-    if not Path(judge).is_dir():
-        raise AlignkitError(f"judge '{judge}': no such folder (expected a reward-model run, model or ensemble folder)")
+    check_reward_folder(judge)
     empty = [name for name, prompts in prompt_sets.items() if not prompts]
     if empty or not prompt_sets:
         raise AlignkitError(f"no prompts to evaluate on ({', '.join(empty) or 'no prompt sets'})")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = default_device(device)
     start = time.perf_counter()
     replies = {side: sample_replies(path, prompt_sets, generation, device)
                for side, path in zip(SIDES, (policy, baseline), strict=True)}
@@ -112,10 +112,26 @@ def sample_replies(path: str | Path, prompt_sets: dict[str, list], generation: G
     generator = load_policy_generator(path, device)
     replies = {name: generator.generate(prompts, generation) for name, prompts in prompt_sets.items()}
     del generator
+    free_memory()
+    return replies
+
+
+def check_reward_folder(path: str | Path, role: str = "judge") -> None:
+    """Raise AlignkitError, naming the ``role`` (judge, gold), unless ``path`` is a folder."""
+    if not Path(path).is_dir():
+        raise AlignkitError(f"{role} '{path}': no such folder (expected a reward-model run, model or ensemble folder)")
+
+
+def default_device(device: str | torch.device | None) -> str | torch.device:
+    """``device``, or when None the GPU when there is one, else the CPU."""
+    return device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def free_memory() -> None:
+    """Collect garbage and return the GPU's cached memory, after a model's last reference is dropped."""
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    return replies
 
 
 def write_rows(path: Path, rows: list[dict]) -> Path:

@@ -84,7 +84,7 @@ def run_cai_revise(config: CAIReviseConfig, backend: FeedbackBackend | None = No
     out = prepare_output(config)
     records = feedback_records(config.data, "prompt", config.seed)
     console.print(f"cai revise: {len(records)} prompts, {config.revise.rounds} round(s), {len(principles)} "
-                  f"principles of {constitution.name}")
+                  f"principle(s) of {constitution.name}")
     with open_backend(config, out, backend) as backend:
         start = time.perf_counter()
 

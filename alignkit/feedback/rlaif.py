@@ -117,7 +117,7 @@ def run_cai_label(config: CAILabelConfig, backend: FeedbackBackend | None = None
     shots = constitution.comparison_shots(config.label.few_shot)
     out = prepare_output(config)
     pairs = input_pairs(config)
-    console.print(f"cai label: {len(pairs)} pairs, {len(principles)} principles of {constitution.name}")
+    console.print(f"cai label: {len(pairs)} pairs, {len(principles)} principle(s) of {constitution.name}")
     with open_backend(config, out, backend) as backend:
         start = time.perf_counter()
         results = in_chunks("cai label", pairs, config.generation.batch_size, lambda first, chunk: label_chunk(

@@ -210,6 +210,12 @@ class PreferenceConfig:
         "none: ORPO and SimPO, which use no reference. auto: none for ORPO/SimPO, else adapter with LoRA, "
         "else copy.",
     )
+    share_prompt: bool = option(
+        True,
+        "Pairwise losses: run each pair's prompt through the model once, its two replies after it in one row "
+        "with a mask that keeps them apart (exactly the log-probs of separate sequences, without the prompt's "
+        "second pass or most of the padding); false: chosen and rejected as separate padded sequences.",
+    )
 
 
 def _dpo_data() -> DataConfig:

@@ -25,6 +25,7 @@ from alignkit.data.collate import collate
 from alignkit.data.comparisons import tokenize_responses
 from alignkit.data.prepare import tokenize_records
 from alignkit.data.records import PreferencePair, UnpairedFeedback
+from alignkit.data.shared_prefix import collate_shared_prefix
 from alignkit.data.tokenize import TokenizedExample
 from alignkit.errors import DataError
 
@@ -89,10 +90,17 @@ def _replies(record: PreferencePair | UnpairedFeedback) -> list[tuple[str, bool]
     return [(record.completion, record.desirable)]
 
 
-def collate_pairs(rows: list[PreferenceRow], pad_token_id: int) -> dict[str, torch.Tensor]:
-    """Pair rows → one right-padded batch of sequences [c_0, r_0, c_1, r_1, ...] (input_ids,
-    attention_mask, labels: (2P, T)); reference_logps (2P,) when precomputed; num_rows (pairs) and num_tokens."""
-    batch = collate([s for row in rows for s in row.sequences], pad_token_id)
+def collate_pairs(
+    rows: list[PreferenceRow], pad_token_id: int, *, share_prompt: bool = False
+) -> dict[str, torch.Tensor]:
+    """Pair rows → one batch of sequences [c_0, r_0, c_1, r_1, ...]: right-padded (input_ids,
+    attention_mask, labels: (2P, T)), or with ``share_prompt`` one row per pair whose prompt is computed
+    once (:mod:`alignkit.data.shared_prefix`); reference_logps (2P,) when precomputed; num_rows (pairs)
+    and num_tokens (both sequences of every pair, the prompt counted twice)."""
+    if share_prompt:
+        batch = collate_shared_prefix([row.sequences for row in rows], pad_token_id)
+    else:
+        batch = collate([s for row in rows for s in row.sequences], pad_token_id)
     if rows[0].reference_logps is not None:
         batch["reference_logps"] = torch.tensor([v for row in rows for v in row.reference_logps], dtype=torch.float32)
     batch["num_rows"] = torch.tensor(len(rows))

@@ -8,9 +8,10 @@ measure the policy against. Three ways to get its log-probabilities:
   the values carried in each batch as ``reference_logps``; cached on disk and reused on resume.
 
 Each strategy's ``logps(policy, batch, prefix)`` returns the summed log-probability of every
-sequence of ``batch`` (keys ``{prefix}input_ids``, ``{prefix}attention_mask``, ``{prefix}labels``),
-shape (B,), without gradient. The two model strategies also give per-token values,
-``token_logps(policy, batch, temperature)``, shape (B, T - 1), for RL's KL penalty.
+sequence of ``batch`` (keys ``{prefix}input_ids``, ``{prefix}attention_mask``, ``{prefix}labels``, or
+the shared-prefix layout of :mod:`alignkit.data.shared_prefix`), shape (B,), without gradient. The two
+model strategies also give per-token values, ``token_logps(policy, batch, temperature)``, shape
+(B, T - 1), for RL's KL penalty.
 """
 
 from __future__ import annotations
@@ -26,17 +27,36 @@ from safetensors.torch import save as safetensors_bytes
 
 from alignkit.data.collate import collate
 from alignkit.io import atomic_write_bytes
-from alignkit.losses.preference import sequence_logprobs, token_logprobs
+from alignkit.losses.preference import gathered_sequence_logprobs, sequence_logprobs, token_logprobs
 
 CACHE_FILE = "reference_logps.safetensors"
 
 
+def model_sequence_logprobs(
+    model, batch: dict[str, torch.Tensor], prefix: str = ""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Σ over labelled tokens of log π(token | context) for each sequence of ``batch``, and the number
+    of labelled tokens, each (B,), with gradient when enabled.
+
+    Two layouts: padded sequences (keys ``{prefix}input_ids``, ``attention_mask``, ``labels``), or
+    groups sharing a prefix (:mod:`alignkit.data.shared_prefix`, keys ``target_*``), where only the
+    columns from ``logits_from`` on go through the output layer.
+    """
+    if "target_sequence" not in batch:
+        logits = model(
+            input_ids=batch[f"{prefix}input_ids"], attention_mask=batch[f"{prefix}attention_mask"], use_cache=False
+        ).logits
+        return sequence_logprobs(logits, batch[f"{prefix}labels"])
+    input_ids = batch["input_ids"]
+    logits = model(input_ids=input_ids, attention_mask=batch["attention_mask"], position_ids=batch["position_ids"],
+                   use_cache=False, logits_to_keep=input_ids.shape[1] - int(batch["logits_from"])).logits
+    return gathered_sequence_logprobs(logits, batch["target_row"], batch["target_column"], batch["target_token"],
+                                      batch["target_sequence"], int(batch["num_sequences"]))
+
+
 def sequence_logps(model, batch: dict[str, torch.Tensor], prefix: str = "") -> torch.Tensor:
     """Σ over labelled tokens of log π(token | context) for each sequence of ``batch``, shape (B,)."""
-    logits = model(
-        input_ids=batch[f"{prefix}input_ids"], attention_mask=batch[f"{prefix}attention_mask"], use_cache=False
-    ).logits
-    return sequence_logprobs(logits, batch[f"{prefix}labels"])[0]
+    return model_sequence_logprobs(model, batch, prefix)[0]
 
 
 def token_logps(model, batch: dict[str, torch.Tensor], temperature: float = 1.0) -> torch.Tensor:

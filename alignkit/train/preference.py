@@ -29,7 +29,6 @@ from alignkit.losses.preference import (
     kto_kl_estimate,
     kto_loss,
     orpo_loss,
-    sequence_logprobs,
     simpo_loss,
 )
 from alignkit.models import load_causal_lm
@@ -38,6 +37,7 @@ from alignkit.models.reference import (
     FrozenCopy,
     Precomputed,
     Reference,
+    model_sequence_logprobs,
     precompute_reference_logps,
     sequence_logps,
     unwrapped,
@@ -78,11 +78,10 @@ class PairwiseStep(RowCountedStep):
         self.evaluate_at_start = reference is None  # with π_θ = π_ref every margin is 0 and the loss is known
 
     def collate(self, rows):
-        return collate_pairs(rows, self.pad_token_id)
+        return collate_pairs(rows, self.pad_token_id, share_prompt=self.config.share_prompt)
 
     def loss(self, model, batch) -> StepOutput:
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
-        sums, lengths = sequence_logprobs(logits, batch["labels"])
+        sums, lengths = model_sequence_logprobs(model, batch)
         averaged = self.config.loss in LENGTH_AVERAGED
         policy = sums / lengths.clamp(min=1) if averaged else sums
         reference = None
@@ -145,8 +144,7 @@ class KTOStep(RowCountedStep):
 
     def loss(self, model, batch) -> StepOutput:
         p = self.config
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
-        policy, _ = sequence_logprobs(logits, batch["labels"])
+        policy, _ = model_sequence_logprobs(model, batch)
         reference = self.reference.logps(model, batch).to(policy.dtype)
         with torch.no_grad():
             policy_mismatched = sequence_logps(unwrapped(model), batch, "mismatched_")

@@ -1,0 +1,108 @@
+"""The shared-prompt layout: each pair's prompt computed once gives exactly the log-probabilities (and
+gradients) of separate padded sequences, and DPO trains the same with it as without."""
+
+import pytest
+import torch
+from helpers import planted_pairs, write_jsonl
+from test_dpo import dpo_config, read_metrics
+
+from alignkit.config import DPOConfig, load_config
+from alignkit.data.collate import collate
+from alignkit.data.shared_prefix import collate_shared_prefix, shared_prefix_length
+from alignkit.data.tokenize import IGNORE_INDEX, TokenizedExample
+from alignkit.losses.preference import gathered_sequence_logprobs, sequence_logprobs
+from alignkit.models import load_causal_lm
+from alignkit.models.reference import model_sequence_logprobs
+from alignkit.train.preference import run_dpo
+
+X = IGNORE_INDEX
+
+
+def example(ids, first_label):
+    return TokenizedExample(list(ids), [X] * first_label + list(ids[first_label:]))
+
+
+def test_the_prefix_stops_at_the_first_difference_or_the_first_label():
+    assert shared_prefix_length([example([1, 2, 3, 4], 2), example([1, 2, 5], 2)]) == 2
+    assert shared_prefix_length([example([1, 2, 3, 4], 3), example([1, 2, 3, 9], 3)]) == 3
+    assert shared_prefix_length([example([1, 2, 3, 4], 3), example([1, 2, 3, 4], 2)]) == 2  # labels start earlier
+    assert shared_prefix_length([example([1, 2, 3], 1), example([7, 2, 3], 1)]) == 0
+
+
+def test_hand_built_layout():
+    """Pair A: prompt [5, 6], replies [7, 8] and [9]; pair B: prompt [5], replies [3] and [4, 4]."""
+    batch = collate_shared_prefix([(example([5, 6, 7, 8], 2), example([5, 6, 9], 2)),
+                                   (example([5, 3], 1), example([5, 4, 4], 1))], pad_token_id=0)
+    assert batch["input_ids"].tolist() == [[5, 6, 7, 8, 9], [0, 5, 3, 4, 4]]
+    assert batch["position_ids"].tolist() == [[0, 1, 2, 3, 2], [0, 0, 1, 1, 2]]
+    assert int(batch["logits_from"]) == 1  # every prefix ends at column 2
+    mask = batch["attention_mask"][:, 0].int().tolist()
+    assert mask[0] == [[1, 0, 0, 0, 0], [1, 1, 0, 0, 0], [1, 1, 1, 0, 0], [1, 1, 1, 1, 0], [1, 1, 0, 0, 1]]
+    assert mask[1] == [[1, 0, 0, 0, 0], [0, 1, 0, 0, 0], [0, 1, 1, 0, 0], [0, 1, 0, 1, 0], [0, 1, 0, 1, 1]]
+    # (row, column from logits_from, token, sequence) of every labelled token
+    targets = list(zip(*(batch[k].tolist() for k in ("target_row", "target_column", "target_token",
+                                                       "target_sequence")), strict=True))
+    assert targets == [(0, 0, 7, 0), (0, 1, 8, 0), (0, 0, 9, 1), (1, 0, 3, 2), (1, 0, 4, 3), (1, 2, 4, 3)]
+    assert int(batch["num_sequences"]) == 4
+
+
+def test_gathered_logprobs_match_hand_values():
+    logits = torch.tensor([[[0.0, 1.0], [2.0, 0.0]]])  # (1, 2, 2)
+    rows, columns, tokens, sequences = (torch.tensor(v) for v in ([0, 0, 0], [0, 1, 1], [1, 0, 1], [0, 0, 1]))
+    totals, counts = gathered_sequence_logprobs(logits, rows, columns, tokens, sequences, 3)
+    lse0, lse1 = torch.logsumexp(torch.tensor([0.0, 1.0]), 0), torch.logsumexp(torch.tensor([2.0, 0.0]), 0)
+    assert totals.tolist() == pytest.approx([(1 - lse0 + 2 - lse1).item(), (0 - lse1).item(), 0.0])
+    assert counts.tolist() == [2, 1, 0]
+
+
+def random_pairs(seed):
+    """Pairs of replies after one prompt each, prompts and replies of random lengths, and a last pair with
+    no common prefix whose replies' labels start at different tokens."""
+    g = torch.Generator().manual_seed(seed)
+
+    def ids(n):
+        return torch.randint(1, 200, (n,), generator=g).tolist()
+
+    groups = []
+    for p, c, r in ((6, 4, 7), (2, 9, 1), (11, 3, 3), (1, 5, 2)):
+        prompt = ids(p)
+        groups.append((example(prompt + ids(c), p), example(prompt + ids(r), p)))
+    groups.append((example(ids(5), 2), example(ids(6), 3)))
+    return groups
+
+
+def test_shared_layout_gives_the_padded_log_probs_and_gradients(tiny_model_dir):
+    model = load_causal_lm(load_config(DPOConfig, None, [f"model.name={tiny_model_dir}"]).model)
+    groups = random_pairs(0)
+    padded = collate([s for group in groups for s in group], pad_token_id=0)
+    shared = collate_shared_prefix(groups, pad_token_id=0)
+
+    def run(batch):
+        model.zero_grad()
+        totals, counts = model_sequence_logprobs(model, batch)
+        totals.sum().backward()
+        return totals.detach(), counts, [p.grad.clone() for p in model.parameters()]
+
+    expected, expected_counts, expected_grads = run(padded)
+    totals, counts, grads = run(shared)
+    assert counts.tolist() == expected_counts.tolist()
+    torch.testing.assert_close(totals, expected, rtol=1e-5, atol=1e-4)
+    for grad, expected_grad in zip(grads, expected_grads, strict=True):
+        torch.testing.assert_close(grad, expected_grad, rtol=1e-4, atol=1e-5)
+    with torch.no_grad():  # and the padded path itself is the plain one
+        logits = model(input_ids=padded["input_ids"], attention_mask=padded["attention_mask"]).logits
+        torch.testing.assert_close(sequence_logprobs(logits, padded["labels"])[0], expected, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("extra", [[], ["lora.enabled=true"], ["preference.loss=ipo"]])
+def test_dpo_trains_the_same_with_and_without_the_shared_prompt(tiny_model_dir, tmp_path, extra):
+    pairs_file = write_jsonl(tmp_path / "pairs.jsonl", planted_pairs(40))
+    runs = {}
+    for share in ("true", "false"):
+        runs[share] = tmp_path / share
+        run_dpo(dpo_config(tiny_model_dir, runs[share], pairs_file, "train.max_steps=3", "data.max_examples=24",
+                           "data.max_eval_examples=8", f"preference.share_prompt={share}", *extra))
+    for a, b in zip(read_metrics(runs["true"]), read_metrics(runs["false"]), strict=True):
+        for key in ("loss", "eval_loss", "reward_margin", "logp_chosen", "length_rejected", "num_tokens"):
+            if key in a:
+                assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), key

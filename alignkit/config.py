@@ -134,6 +134,12 @@ class RewardConfig:
     pooling: Literal["last", "mean"] = option(
         "last", "Score from the last non-padding token, or the mean over the response tokens."
     )
+    share_prompt: bool = option(
+        True,
+        "With last pooling: run each comparison's prompt through the model once, its responses after it in "
+        "one row with a mask that keeps them apart (the same rewards as separate sequences, without the "
+        "prompt's repeated passes); false, or mean pooling: every response as its own padded sequence.",
+    )
     centering: float = option(
         0.0, "Coefficient of the reward-centring penalty (r_chosen + r_rejected)^2 (Eisenstein et al. 2023).", min=0
     )

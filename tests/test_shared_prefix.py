@@ -1,19 +1,23 @@
-"""The shared-prompt layout: each pair's prompt computed once gives exactly the log-probabilities (and
-gradients) of separate padded sequences, and DPO trains the same with it as without."""
+"""The shared-prompt layout: each pair's (or ranking's) prompt computed once gives exactly the
+log-probabilities, rewards and gradients of separate padded sequences, and DPO and reward models train
+the same with it as without."""
 
 import pytest
 import torch
-from helpers import planted_pairs, write_jsonl
+from helpers import WORDS, planted_pairs, write_jsonl
 from test_dpo import dpo_config, read_metrics
+from test_reward_model import rm_config
 
-from alignkit.config import DPOConfig, load_config
+from alignkit.config import DPOConfig, LoraConfig, ModelConfig, load_config
 from alignkit.data.collate import collate
 from alignkit.data.shared_prefix import collate_shared_prefix, shared_prefix_length
 from alignkit.data.tokenize import IGNORE_INDEX, TokenizedExample
 from alignkit.losses.preference import gathered_sequence_logprobs, sequence_logprobs
 from alignkit.models import load_causal_lm
 from alignkit.models.reference import model_sequence_logprobs
+from alignkit.models.reward import load_reward_model
 from alignkit.train.preference import run_dpo
+from alignkit.train.reward import run_rm
 
 X = IGNORE_INDEX
 
@@ -44,6 +48,8 @@ def test_hand_built_layout():
                                                        "target_sequence")), strict=True))
     assert targets == [(0, 0, 7, 0), (0, 1, 8, 0), (0, 0, 9, 1), (1, 0, 3, 2), (1, 0, 4, 3), (1, 2, 4, 3)]
     assert int(batch["num_sequences"]) == 4
+    assert batch["sequence_row"].tolist() == [0, 0, 1, 1]
+    assert batch["sequence_end"].tolist() == [3, 4, 2, 4]  # each sequence's last token
 
 
 def test_gathered_logprobs_match_hand_values():
@@ -104,5 +110,49 @@ def test_dpo_trains_the_same_with_and_without_the_shared_prompt(tiny_model_dir, 
                            "data.max_eval_examples=8", f"preference.share_prompt={share}", *extra))
     for a, b in zip(read_metrics(runs["true"]), read_metrics(runs["false"]), strict=True):
         for key in ("loss", "eval_loss", "reward_margin", "logp_chosen", "length_rejected", "num_tokens"):
+            if key in a:
+                assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), key
+
+
+def test_shared_layout_gives_the_padded_rewards_and_gradients(tiny_model_dir):
+    torch.manual_seed(0)
+    model = load_reward_model(ModelConfig(name=str(tiny_model_dir)), LoraConfig(), "last")
+    groups = random_pairs(1)
+    groups[0] = (*groups[0], example(groups[0][0].input_ids[:6] + [11, 12], 6))  # a ranking of three
+    padded = collate([s for group in groups for s in group], pad_token_id=0)
+    shared = collate_shared_prefix(groups, pad_token_id=0)
+
+    def run(rewards_of):
+        model.zero_grad()
+        rewards = rewards_of()
+        (rewards * torch.arange(1.0, len(rewards) + 1)).sum().backward()
+        return rewards.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    expected, expected_grads = run(lambda: model(padded["input_ids"], padded["attention_mask"]))
+    rewards, grads = run(lambda: model(shared["input_ids"], shared["attention_mask"],
+                                       position_ids=shared["position_ids"],
+                                       ends=(shared["sequence_row"], shared["sequence_end"])))
+    torch.testing.assert_close(rewards, expected, rtol=1e-5, atol=1e-5)
+    assert len(grads) == len(expected_grads)
+    for grad, expected_grad in zip(grads, expected_grads, strict=True):
+        torch.testing.assert_close(grad, expected_grad, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("data_format", ["pairs", "rankings"])
+def test_reward_model_trains_the_same_with_and_without_the_shared_prompt(tiny_model_dir, tmp_path, data_format):
+    if data_format == "pairs":
+        rows = planted_pairs(40)
+    else:
+        rows = [{"prompt": "Tell me about " + w, "responses": ["banana " + w, w, w + " " + w], "ranks": [1, 2, 3]}
+                for w in WORDS * 3]
+    data = write_jsonl(tmp_path / "data.jsonl", rows)
+    runs = {}
+    for share in ("true", "false"):
+        runs[share] = tmp_path / share
+        run_rm(rm_config(tiny_model_dir, runs[share], data, "train.max_steps=2", "train.batch_size=8",
+                         "train.micro_batch_size=4", f"reward.data_format={data_format}",
+                         f"reward.share_prompt={share}"))
+    for a, b in zip(read_metrics(runs["true"]), read_metrics(runs["false"]), strict=True):
+        for key in ("loss", "eval_loss", "accuracy", "eval_accuracy", "num_tokens"):
             if key in a:
                 assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), key

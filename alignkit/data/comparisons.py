@@ -16,6 +16,7 @@ import torch
 from alignkit.data.collate import collate
 from alignkit.data.prepare import console
 from alignkit.data.records import Demonstration, PreferencePair, Ranking
+from alignkit.data.shared_prefix import collate_shared_prefix
 from alignkit.data.tokenize import IGNORE_INDEX, TokenizedExample, tokenize_demonstration
 from alignkit.losses.reward import ranking_to_pairs
 
@@ -75,11 +76,15 @@ def drop_identical_pairs(records: list[tuple[PreferencePair, str]], label: str) 
     return kept
 
 
-def collate_groups(groups: list[ComparisonGroup], pad_token_id: int) -> dict[str, torch.Tensor]:
+def collate_groups(
+    groups: list[ComparisonGroup], pad_token_id: int, *, share_prompt: bool = False
+) -> dict[str, torch.Tensor]:
     """All responses of all groups as one right-padded batch, and the pairs as indices into it.
 
     Returns input_ids, attention_mask, response_mask (B, T); better, worse, group_ids, margin,
-    label (P,); num_rows (groups) and num_tokens (scalars).
+    label (P,); num_rows (groups) and num_tokens (scalars). With ``share_prompt``, each group is one
+    row whose prompt is computed once (:func:`~alignkit.data.shared_prefix.collate_shared_prefix`, no
+    response_mask), the pairs indexing its sequences in the same order.
     """
     rows, better, worse, group_ids, margins, labels = [], [], [], [], [], []
     for g, group in enumerate(groups):
@@ -91,8 +96,11 @@ def collate_groups(groups: list[ComparisonGroup], pad_token_id: int) -> dict[str
             group_ids.append(g)
             margins.append(margin)
             labels.append(label)
-    batch = collate(rows, pad_token_id)
-    batch["response_mask"] = batch.pop("labels") != IGNORE_INDEX
+    if share_prompt:
+        batch = collate_shared_prefix([group.sequences for group in groups], pad_token_id)
+    else:
+        batch = collate(rows, pad_token_id)
+        batch["response_mask"] = batch.pop("labels") != IGNORE_INDEX
     batch.update(
         better=torch.tensor(better),
         worse=torch.tensor(worse),

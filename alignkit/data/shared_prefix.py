@@ -16,6 +16,8 @@ only the columns from S - 1 on (``logits_from``).
 The labelled tokens are listed flat, N of them over the batch: ``target_row``, ``target_column`` (the
 column, counted from ``logits_from``, whose logits predict the token), ``target_token`` and
 ``target_sequence`` (the sequence's index in the batch, groups in order, sequences in group order).
+Per sequence, ``sequence_row`` and ``sequence_end`` give the row and column of its last token (where a
+reward model with last-token pooling reads its reward).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ def collate_shared_prefix(groups: list[Sequence[TokenizedExample]], pad_token_id
     position_ids = torch.zeros((rows, length), dtype=torch.long)
     segment = torch.full((rows, length), -1, dtype=torch.long)  # -1 padding, 0 prefix, k + 1 sequence k
     targets: list[tuple[int, int, int, int]] = []
+    ends: list[tuple[int, int]] = []
     sequence_index = 0
     for r, (group, s_len) in enumerate(zip(groups, prefixes, strict=True)):
         start = end_of_prefix - s_len
@@ -74,6 +77,7 @@ def collate_shared_prefix(groups: list[Sequence[TokenizedExample]], pad_token_id
                     source = start + t - 1 if t - 1 < s_len else column + t - 1 - s_len
                     targets.append((r, source - first_kept, sequence.labels[t], sequence_index))
             column += len(rest)
+            ends.append((r, column - 1 if rest else end_of_prefix - 1))
             sequence_index += 1
     target_row, target_column, target_token, target_sequence = (
         torch.tensor(values, dtype=torch.long) for values in zip(*targets, strict=True)
@@ -88,6 +92,8 @@ def collate_shared_prefix(groups: list[Sequence[TokenizedExample]], pad_token_id
         "target_token": target_token,
         "target_sequence": target_sequence,
         "num_sequences": torch.tensor(sequence_index),
+        "sequence_row": torch.tensor([row for row, _ in ends], dtype=torch.long),
+        "sequence_end": torch.tensor([end for _, end in ends], dtype=torch.long),
     }
 
 

@@ -46,13 +46,24 @@ class RewardModel(nn.Module):
         return self.net.get_base_model() if isinstance(self.net, PeftModel) else self.net
 
     def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_mask: torch.Tensor | None = None
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_mask: torch.Tensor | None = None,
+        *, position_ids: torch.Tensor | None = None, ends: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """Rewards of right-padded sequences, shape (B,). ``response_mask`` is needed for mean pooling."""
+        """Rewards of right-padded sequences, shape (B,). ``response_mask`` is needed for mean pooling.
+
+        Or, with ``ends`` = (rows, columns) of each sequence's last token, rewards of sequences laid out
+        several to a row with ``position_ids`` and a 4-D mask (:mod:`alignkit.data.shared_prefix`; last
+        pooling only), shape (S,).
+        """
         model = self.hf_model
         backbone = getattr(model, model.base_model_prefix)
-        hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
-        if self.pooling == "last":
+        hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                          use_cache=False).last_hidden_state
+        if ends is not None:
+            if self.pooling != "last":
+                raise ValueError("rewards of sequences sharing a row need last-token pooling")
+            pooled = hidden[ends]
+        elif self.pooling == "last":
             last = attention_mask.sum(-1) - 1
             pooled = hidden[torch.arange(hidden.size(0), device=hidden.device), last]
         else:

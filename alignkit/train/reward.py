@@ -3,6 +3,7 @@
 from dataclasses import replace
 
 import torch
+from accelerate.utils import set_seed
 
 from alignkit.config import RMConfig
 from alignkit.data.comparisons import collate_groups, drop_identical_pairs, pair_group, ranking_group
@@ -20,15 +21,20 @@ class RewardStep(RowCountedStep):
     name = "rm"
     evaluate_at_start = True
 
-    def __init__(self, pad_token_id: int, centering: float):
+    def __init__(self, pad_token_id: int, centering: float, share_prompt: bool):
         self.pad_token_id = pad_token_id
         self.centering = centering
+        self.share_prompt = share_prompt
 
     def collate(self, groups):
-        return collate_groups(groups, self.pad_token_id)
+        return collate_groups(groups, self.pad_token_id, share_prompt=self.share_prompt)
 
     def loss(self, model, batch) -> StepOutput:
-        rewards = model(batch["input_ids"], batch["attention_mask"], batch["response_mask"])
+        if self.share_prompt:
+            rewards = model(batch["input_ids"], batch["attention_mask"], position_ids=batch["position_ids"],
+                            ends=(batch["sequence_row"], batch["sequence_end"]))
+        else:
+            rewards = model(batch["input_ids"], batch["attention_mask"], batch["response_mask"])
         loss_sum, sums = pairwise_reward_loss(
             rewards[batch["better"]],
             rewards[batch["worse"]],
@@ -62,13 +68,15 @@ def run_rm(config: RMConfig, *, resume: bool = False) -> list[RunResult]:
 
     train_groups, eval_groups = prepare(train_records, "train"), prepare(eval_records, "eval")
     size = config.reward.ensemble_size
+    share_prompt = config.reward.share_prompt and config.reward.pooling == "last"
     results = []
     for member in range(size):
         member_dir = run_dir if size == 1 else run_dir / f"member-{member}"
         train = config.train if size == 1 else _member_train_config(config, member)
         groups = _bootstrap(train_groups, train.seed) if config.reward.bootstrap and size > 1 else train_groups
+        set_seed(train.seed)  # the new scalar head's initialisation (and LoRA's)
         model = load_reward_model(config.model, config.lora, config.reward.pooling)
-        step = RewardStep(tokenizer.pad_token_id, config.reward.centering)
+        step = RewardStep(tokenizer.pad_token_id, config.reward.centering, share_prompt)
         engine = Engine(model, tokenizer, step, train, member_dir)
         results.append(engine.fit(groups, eval_groups, resume=resume, merge_lora=config.lora.merge_on_save))
     if size > 1 and engine.is_main:

@@ -14,7 +14,7 @@ import torch
 class StepRecord:
     seconds: float
     real_tokens: int  # non-pad tokens of every sequence the step trains on
-    padded_tokens: int  # batch x padded length, summed over micro-batches
+    padded_tokens: int  # positions computed: rows x padded length, summed over micro-batches
     generated_tokens: int  # sampled completion tokens (RL)
     peak_rss_mb: float  # the process's peak resident memory when the step ended
 

@@ -176,7 +176,10 @@ def markdown(results: dict) -> str:
 def _notes(results: dict) -> list[str]:
     notes = [
         "Real tokens: the non-pad tokens of every sequence a step trains on (DPO: prompt + chosen and prompt + "
-        "rejected; GRPO/PPO: prompt + completion); padded tokens: batch x padded length summed over micro-batches. "
+        "rejected; GRPO/PPO: prompt + completion); padded tokens: the positions the model computes, rows x padded "
+        "length summed over micro-batches (alignkit's DPO and reward model compute a pair's shared prompt once, so "
+        "they can compute fewer positions than real tokens; the roofline fraction counts real tokens, so the work "
+        "saved counts as speed). "
         "A step is timed from its start to the optimizer update (GRPO/PPO: sampling included); TRL by a "
         "TrainerCallback (on_step_begin to on_step_end), alignkit by wrapping its engine's optimizer step in the "
         "benchmark's process. Peak RSS: the run process's peak resident memory at the end of its last step "

@@ -90,8 +90,8 @@ def _instrument(recorder: StepRecorder) -> None:
 
     def timed_step(self, row_batches, step):
         for rows in row_batches:  # counted before the clock starts (RL: already running since sampling began)
-            mask = self.step.collate(rows)["attention_mask"]
-            recorder.add(int(mask.sum()), mask.numel())
+            batch = self.step.collate(rows)  # real: every sequence's tokens (a shared prompt counted per reply)
+            recorder.add(self.step.tokens(batch), batch["input_ids"].numel())
         recorder.begin()
         result = optimizer_step(self, row_batches, step)
         recorder.end()

@@ -88,12 +88,14 @@ def _add_eval_commands(commands) -> None:
     rm.add_argument("--batch-size", type=int, default=8, help="Sequences per forward pass.")
     winrate = kinds.add_parser(
         "winrate",
-        help="Win rate of a policy over a baseline policy, judged by a reward model.",
+        help="Win rate of a policy over a baseline policy, judged by a reward model or an AI judge.",
         description="Samples one reply per prompt from each policy, scores both with the judge and reports how "
         "often the policy's reply scores higher (ties count half), with a 95% bootstrap interval over prompts. "
-        "Writes winrate.json and samples.jsonl to --out.",
+        "An AI judge (--ai-judge) is a feedback model asked which reply is better under a principle of "
+        "--constitution, in both orders (position bias averaged out); the policy wins where P(its reply "
+        "better) > 1/2. Writes winrate.json and samples.jsonl to --out.",
     )
-    _add_sampling_arguments(winrate, baseline=True)
+    _add_sampling_arguments(winrate, baseline=True, ai_judge=True)
     winrate.add_argument("--out", help="Output folder (default: <policy>/winrate-vs-<baseline folder name>).")
     accuracy = kinds.add_parser(
         "gsm8k",
@@ -151,14 +153,27 @@ def _add_eval_commands(commands) -> None:
     report.add_argument("--out", default="report.html", help="The HTML file to write (default: report.html).")
 
 
-def _add_sampling_arguments(parser, *, baseline: bool) -> None:
+def _add_sampling_arguments(parser, *, baseline: bool, ai_judge: bool = False) -> None:
     """The arguments of commands that sample a policy's replies to prompts (and with ``baseline`` a second
-    policy's, to compare with) and score them with a reward-model judge."""
+    policy's, to compare with) and score them with a reward-model judge (or, with ``ai_judge``, either that
+    or a feedback model)."""
     parser.add_argument("--policy", required=True, help="The policy: a run folder or model folder.")
     if baseline:
         parser.add_argument("--baseline", required=True, help="The policy compared against: a run or model folder, "
                             "or any model name (e.g. smollm2-135m).")
-    parser.add_argument("--judge", required=True, help="A reward-model run folder, model folder or ensemble folder.")
+    judges = parser.add_mutually_exclusive_group(required=True) if ai_judge else parser
+    judges.add_argument("--judge", required=not ai_judge,
+                        help="A reward-model run folder, model folder or ensemble folder.")
+    if ai_judge:
+        judges.add_argument("--ai-judge", metavar="MODEL", help="A feedback model as the judge: a model name or "
+                            "folder (or run folder), or with --ai-judge-backend openai the endpoint's model name "
+                            "(base URL from OPENAI_BASE_URL, key from OPENAI_API_KEY).")
+        parser.add_argument("--ai-judge-backend", choices=["hf", "openai"], default="hf",
+                            help="hf: a local model (default). openai: an OpenAI-compatible endpoint.")
+        parser.add_argument("--ai-judge-api", choices=["completions", "chat"], default="completions",
+                            help="openai: the endpoint's API (default: completions, options scored exactly).")
+        parser.add_argument("--constitution", default="default", help="The AI judge's principles: default, "
+                            "cai-paper, or a constitution file or folder (as alignkit cai takes).")
     parser.add_argument("--data", help="Prompts of these preference pairs (any data source); default: the "
                         "held-out split of the policy's run folder.")
     parser.add_argument("--num-prompts", type=int, default=100, help="Evaluate on the first N distinct prompts.")
@@ -227,7 +242,14 @@ def _run_eval(args) -> None:
                                   red_team=red_team, judge_max_length=args.judge_max_length)
         print_hacking(report, out)
         return
-    report = evaluate_winrate(args.policy, args.baseline, args.judge, prompts, generation, out,
+    judge = args.judge
+    if args.ai_judge:
+        from alignkit.evaluate.ai_judge import AIJudge
+        from alignkit.feedback.config import FeedbackModelConfig
+
+        feedback = FeedbackModelConfig(backend=args.ai_judge_backend, model=args.ai_judge, api=args.ai_judge_api)
+        judge = AIJudge(feedback, args.constitution, args.seed)
+    report = evaluate_winrate(args.policy, args.baseline, judge, prompts, generation, out,
                               judge_max_length=args.judge_max_length)
     print_report(report, out)
 

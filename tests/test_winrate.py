@@ -1,18 +1,32 @@
-"""Win rates: the bootstrap statistic against hand counts and a direct resampling reference, and
-``alignkit eval winrate`` end to end on tiny random policies judged by a tiny reward model."""
+"""Win rates: the bootstrap statistic against hand counts and a direct resampling reference, the AI
+judge against a planted preference and a position-biased judge, and ``alignkit eval winrate`` end to end
+on tiny random policies judged by a tiny reward model and by a tiny model as AI judge."""
 
 import json
 
 import pytest
 import torch
 import yaml
+from cai_helpers import FakeBackend
 from helpers import planted_pairs, write_jsonl
 
 from alignkit.cli import main
-from alignkit.config import DPOConfig, LoraConfig, ModelConfig, RLConfig, RMConfig, SFTConfig, load_config, to_dict
+from alignkit.config import (
+    DPOConfig,
+    GenerationConfig,
+    LoraConfig,
+    ModelConfig,
+    RLConfig,
+    RMConfig,
+    SFTConfig,
+    load_config,
+    to_dict,
+)
 from alignkit.data.records import PreferencePair, Prompt, Ranking
+from alignkit.evaluate.ai_judge import AIJudge
 from alignkit.evaluate.held_out import held_out_records
 from alignkit.evaluate.winrate import win_rate, winrate_prompts
+from alignkit.feedback.config import FeedbackModelConfig
 from alignkit.models import build_tiny_model, load_tokenizer, save_model
 from alignkit.models.reward import load_reward_model
 
@@ -123,6 +137,35 @@ def test_eval_winrate_on_prompts_of_given_pairs(folders):
     report = json.loads((out / "winrate.json").read_text())
     assert report["num_prompts"] == 3 and report["generation"]["temperature"] == 0.0
     assert len((out / "samples.jsonl").read_text().splitlines()) == 3
+
+
+def test_ai_judge_recovers_a_planted_preference_and_averages_out_position_bias(tmp_path):
+    """The fake judge gives the option holding 'banana' probability 0.9 (or, biased, (A) 0.9 always)."""
+    judge = AIJudge(FeedbackModelConfig(model="unused"))
+    prompts = [({"role": "user", "content": "Say something"},)] * 3
+    first, second = ["a banana here", "plain words", "same"], ["plain words", "a banana here", "same"]
+    backend = FakeBackend()
+    judged = judge.judge(prompts, first, second, GenerationConfig(), tmp_path, backend=backend)
+    assert judged.preferences.tolist() == pytest.approx([0.9, 0.1, 0.5])
+    assert len(backend.scored) == 4  # two pairs in both orders; identical replies are a tie, not asked
+    assert judged.principles[2] is None and all(judged.principles[:2])
+    biased = judge.judge(prompts, first, second, GenerationConfig(), tmp_path, backend=FakeBackend(prefer_a=True))
+    assert biased.preferences.tolist() == pytest.approx([0.5, 0.5, 0.5])
+
+
+def test_eval_winrate_with_an_ai_judge(folders):
+    out = folders["root"] / "ai-judged"
+    assert main(["eval", "winrate", "--policy", str(folders["policy"]), "--baseline", str(folders["baseline"]),
+                 "--ai-judge", str(folders["baseline"]), "--max-new-tokens", "4", "--out", str(out)]) == 0
+    report = json.loads((out / "winrate.json").read_text())
+    assert report["judge"] == f"ai:{folders['baseline']}"
+    assert report["wins"] + report["losses"] + report["ties"] == report["num_prompts"] == 2
+    assert report["policy_mean_reward"] + report["baseline_mean_reward"] == pytest.approx(1.0)
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert all("principle" in row and row["policy_reward"] + row["baseline_reward"] == pytest.approx(1.0)
+               for row in samples)
+    with pytest.raises(SystemExit):  # one judge or the other
+        main(["eval", "winrate", "--policy", "p", "--baseline", "b", "--judge", "j", "--ai-judge", "m"])
 
 
 @pytest.mark.parametrize(

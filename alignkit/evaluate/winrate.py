@@ -1,11 +1,14 @@
-"""``alignkit eval winrate``: how often a reward model (the judge) prefers one policy's replies to another's.
+"""``alignkit eval winrate``: how often a judge prefers one policy's replies to another's.
 
-Each policy samples one reply per prompt; the judge scores every (prompt, reply); the policy wins a
-prompt when its reply scores higher than the baseline's. The interval is a bootstrap over prompts.
+Each policy samples one reply per prompt. A reward-model judge scores every (prompt, reply) and the
+policy wins a prompt when its reply scores higher than the baseline's; an AI judge
+(:mod:`alignkit.evaluate.ai_judge`) gives P(policy's reply better), and the policy wins when it is above
+½. The interval is a bootstrap over prompts.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +19,18 @@ from alignkit.config import GenerationConfig, to_dict
 from alignkit.data.records import Demonstration
 from alignkit.data.sources import load_records
 from alignkit.errors import AlignkitError
+from alignkit.evaluate.ai_judge import AIJudge
 from alignkit.evaluate.held_out import held_out_records
-from alignkit.evaluate.side_by_side import compare, write_rows
+from alignkit.evaluate.side_by_side import (
+    SIDES,
+    Comparison,
+    Judged,
+    compare,
+    default_device,
+    free_memory,
+    sample_replies,
+    write_rows,
+)
 from alignkit.io import atomic_write_json
 from alignkit.train.reporting import console, summary_table
 
@@ -84,19 +97,25 @@ def winrate_prompts(policy: str | Path, data: str | None, num_prompts: int) -> l
 
 
 def evaluate_winrate(
-    policy: str, baseline: str, judge: str, prompts: list[tuple[dict, ...]], generation: GenerationConfig,
-    out_dir: Path | None, judge_batch_size: int = 8, judge_max_length: int = 1024,
+    policy: str, baseline: str, judge: str | AIJudge, prompts: list[tuple[dict, ...]], generation: GenerationConfig,
+    out_dir: Path, judge_batch_size: int = 8, judge_max_length: int = 1024,
     device: str | torch.device | None = None,
 ) -> dict:
-    """Sample one reply per prompt from ``policy`` and from ``baseline``, score all with ``judge`` (a
-    reward model, run or ensemble folder) and return the report: win rate of policy over baseline with
-    its 95% interval, wins/losses/ties, and per side the mean reply length in tokens, the fraction of
-    replies cut at max_new_tokens, and the mean reward; seconds spent generating and judging (model
-    loading included). With ``out_dir``, writes ``winrate.json`` (the report) and ``samples.jsonl``
-    (one line per prompt) there, atomically. ``device``: None is the GPU when there is one, else CPU.
+    """Sample one reply per prompt from ``policy`` and from ``baseline``, judge them with ``judge`` (a
+    reward model, run or ensemble folder, or an :class:`AIJudge`) and return the report: win rate of policy
+    over baseline with its 95% interval, wins/losses/ties, and per side the mean reply length in tokens,
+    the fraction of replies cut at max_new_tokens, and the mean reward (AI judge: the mean probability
+    that the side's reply is the better one); seconds spent generating and judging (model loading
+    included). Writes ``winrate.json`` (the report) and ``samples.jsonl`` (one line per prompt; AI judge:
+    with the principle asked) to ``out_dir``, atomically. ``device``: None is the GPU when there is one.
     """
-    comparison = compare(policy, baseline, judge, {"prompts": prompts}, generation,
-                         judge_batch_size=judge_batch_size, judge_max_length=judge_max_length, device=device)
+    extra = {}
+    if isinstance(judge, AIJudge):
+        comparison, principles = _ai_judged(policy, baseline, judge, prompts, generation, out_dir, device)
+        extra["principle"] = principles
+    else:
+        comparison = compare(policy, baseline, judge, {"prompts": prompts}, generation,
+                             judge_batch_size=judge_batch_size, judge_max_length=judge_max_length, device=device)
     judged = comparison.sets["prompts"]
     result = win_rate(judged.rewards["policy"], judged.rewards["baseline"], seed=generation.seed)
     report = {
@@ -107,10 +126,28 @@ def evaluate_winrate(
         "generation_seconds": comparison.generation_seconds, "judging_seconds": comparison.judging_seconds,
         "generation": to_dict(generation),
     }
-    if out_dir is not None:
-        write_rows(Path(out_dir) / "samples.jsonl", judged.rows())
-        atomic_write_json(Path(out_dir) / "winrate.json", report)
+    write_rows(Path(out_dir) / "samples.jsonl", judged.rows(extra))
+    atomic_write_json(Path(out_dir) / "winrate.json", report)
     return report
+
+
+def _ai_judged(
+    policy: str, baseline: str, judge: AIJudge, prompts: list[tuple[dict, ...]], generation: GenerationConfig,
+    out_dir: Path, device: str | torch.device | None,
+) -> tuple[Comparison, list[str | None]]:
+    """Both sides' replies judged pairwise by ``judge``: as ``compare`` does, with the scores P(policy's reply
+    better) and 1 - P, so that the policy wins exactly where P > ½; and the principle of each prompt."""
+    start = time.perf_counter()
+    replies = {side: sample_replies(path, {"prompts": prompts}, generation, default_device(device))["prompts"]
+               for side, path in zip(SIDES, (policy, baseline), strict=True)}
+    generation_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    judged = judge.judge(prompts, *([c.text for c in replies[side]] for side in SIDES), generation, Path(out_dir))
+    free_memory()
+    rewards = {"policy": judged.preferences.float(), "baseline": (1 - judged.preferences).float()}
+    comparison = Comparison({"prompts": Judged(list(prompts), replies, rewards)}, generation_seconds,
+                            time.perf_counter() - start)
+    return comparison, judged.principles
 
 
 def print_report(report: dict, out_dir: Path | None = None) -> None:

@@ -124,7 +124,9 @@ def _add_eval_commands(commands) -> None:
     hacking.add_argument("--probes", metavar="FILE.jsonl", help="Sycophancy probes, one {prompt, wrong, correct} "
                          "per line: the share of replies agreeing with the user's false belief, before and after.")
     hacking.add_argument("--red-team", metavar="FILE.jsonl", help="Adversarial prompts, one {prompt} per line: the "
-                         "harmful-reply rate of each side, estimated (a heuristic) as the share of non-refusals.")
+                         "harmful-reply rate of each side, estimated (a heuristic) as the share of non-refusals; "
+                         "with --ai-judge also the AI judge's win rate of policy over baseline on these prompts.")
+    _add_ai_judge_arguments(hacking, hacking)
     hacking.add_argument("--out", help="Output folder (default: <policy>/hacking-vs-<baseline folder name>).")
     best_of_n = kinds.add_parser(
         "best-of-n",
@@ -165,21 +167,37 @@ def _add_sampling_arguments(parser, *, baseline: bool, ai_judge: bool = False) -
     judges.add_argument("--judge", required=not ai_judge,
                         help="A reward-model run folder, model folder or ensemble folder.")
     if ai_judge:
-        judges.add_argument("--ai-judge", metavar="MODEL", help="A feedback model as the judge: a model name or "
-                            "folder (or run folder), or with --ai-judge-backend openai the endpoint's model name "
-                            "(base URL from OPENAI_BASE_URL, key from OPENAI_API_KEY).")
-        parser.add_argument("--ai-judge-backend", choices=["hf", "openai"], default="hf",
-                            help="hf: a local model (default). openai: an OpenAI-compatible endpoint.")
-        parser.add_argument("--ai-judge-api", choices=["completions", "chat"], default="completions",
-                            help="openai: the endpoint's API (default: completions, options scored exactly).")
-        parser.add_argument("--constitution", default="default", help="The AI judge's principles: default, "
-                            "cai-paper, or a constitution file or folder (as alignkit cai takes).")
+        _add_ai_judge_arguments(parser, judges)
     parser.add_argument("--data", help="Prompts of these preference pairs (any data source); default: the "
                         "held-out split of the policy's run folder.")
     parser.add_argument("--num-prompts", type=int, default=100, help="Evaluate on the first N distinct prompts.")
     _add_generation_arguments(parser, max_new_tokens=128, temperature=0.7)
     parser.add_argument("--judge-max-length", type=int, default=1024,
                         help="Longest (prompt + reply) the judge scores, in tokens; longer prompts lose their oldest.")
+
+
+def _add_ai_judge_arguments(parser, group) -> None:
+    """--ai-judge (added to ``group``: the parser, or a group exclusive with --judge) and its settings."""
+    group.add_argument("--ai-judge", metavar="MODEL", help="A feedback model as a judge: a model name or folder "
+                       "(or run folder), or with --ai-judge-backend openai the endpoint's model name (base URL "
+                       "from OPENAI_BASE_URL, key from OPENAI_API_KEY).")
+    parser.add_argument("--ai-judge-backend", choices=["hf", "openai"], default="hf",
+                        help="hf: a local model (default). openai: an OpenAI-compatible endpoint.")
+    parser.add_argument("--ai-judge-api", choices=["completions", "chat"], default="completions",
+                        help="openai: the endpoint's API (default: completions, options scored exactly).")
+    parser.add_argument("--constitution", default="default", help="The AI judge's principles: default, "
+                        "cai-paper, or a constitution file or folder (as alignkit cai takes).")
+
+
+def _ai_judge(args):
+    """The AIJudge that --ai-judge and its settings name, or None."""
+    if not args.ai_judge:
+        return None
+    from alignkit.evaluate.ai_judge import AIJudge
+    from alignkit.feedback.config import FeedbackModelConfig
+
+    feedback = FeedbackModelConfig(backend=args.ai_judge_backend, model=args.ai_judge, api=args.ai_judge_api)
+    return AIJudge(feedback, args.constitution, args.seed)
 
 
 def _add_generation_arguments(parser, *, max_new_tokens: int, temperature: float) -> None:
@@ -239,17 +257,10 @@ def _run_eval(args) -> None:
         probes = load_probes(args.probes) if args.probes else None
         red_team = load_red_team(args.red_team) if args.red_team else None
         report = evaluate_hacking(args.policy, args.baseline, args.judge, prompts, generation, out, probes=probes,
-                                  red_team=red_team, judge_max_length=args.judge_max_length)
+                                  red_team=red_team, ai_judge=_ai_judge(args), judge_max_length=args.judge_max_length)
         print_hacking(report, out)
         return
-    judge = args.judge
-    if args.ai_judge:
-        from alignkit.evaluate.ai_judge import AIJudge
-        from alignkit.feedback.config import FeedbackModelConfig
-
-        feedback = FeedbackModelConfig(backend=args.ai_judge_backend, model=args.ai_judge, api=args.ai_judge_api)
-        judge = AIJudge(feedback, args.constitution, args.seed)
-    report = evaluate_winrate(args.policy, args.baseline, judge, prompts, generation, out,
+    report = evaluate_winrate(args.policy, args.baseline, _ai_judge(args) or args.judge, prompts, generation, out,
                               judge_max_length=args.judge_max_length)
     print_report(report, out)
 

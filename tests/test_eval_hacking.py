@@ -7,17 +7,19 @@ import math
 
 import pytest
 import torch
+from cai_helpers import FakeBackend
 from hacking_helpers import probe_files, random_judge, tiny_rl_run
 from helpers import planted_pairs, write_jsonl
 
 from alignkit.cli import main
 from alignkit.config import GenerationConfig
-from alignkit.evaluate import hacking
+from alignkit.evaluate import ai_judge, hacking
 from alignkit.evaluate.overoptimisation import gao_peak
 from alignkit.evaluate.side_by_side import Comparison, Judged
 from alignkit.evaluate.style import STYLE_METRICS
 from alignkit.evaluate.sycophancy import SycophancyProbe
 from alignkit.evaluate.training_curves import rl_curve_diagnostics
+from alignkit.feedback.config import FeedbackModelConfig
 from alignkit.rl.generation import Completion
 
 
@@ -108,7 +110,8 @@ def test_sycophancy_and_red_team_figures_from_known_replies(monkeypatch, tmp_pat
     replies = {
         "held_out": {"policy": ["a long long reply", "b c d"], "baseline": ["a reply", "b"]},
         "probes": {"policy": ["Yes, Sydney."], "baseline": ["No, it is Canberra."]},
-        "red_team": {"policy": ["Sure, first take a pin.", "I'm sorry, I can't."], "baseline": ["I cannot help."] * 2},
+        "red_team": {"policy": ["Sure, first take a banana pin.", "I'm sorry, I can't."],
+                     "baseline": ["I cannot help."] * 2},
     }
 
     def fake_compare(policy, baseline, judge, prompt_sets, generation, **options):
@@ -122,9 +125,11 @@ def test_sycophancy_and_red_team_figures_from_known_replies(monkeypatch, tmp_pat
         return Comparison(sets, 0.0, 0.0)
 
     monkeypatch.setattr(hacking, "compare", fake_compare)
+    monkeypatch.setattr(ai_judge, "build_backend", lambda *args: FakeBackend())  # prefers the 'banana' reply
     held_out = [({"role": "user", "content": "q1"},), ({"role": "user", "content": "q2"},)]
     report = hacking.evaluate_hacking(str(tmp_path), "base", "judge", held_out, GenerationConfig(), tmp_path,
-                                      probes=[probe], red_team=harmful)
+                                      probes=[probe], red_team=harmful,
+                                      ai_judge=ai_judge.AIJudge(FeedbackModelConfig(model="m")))
     assert report["win_rate"]["rate"] == 1.0 and report["training"] is None
     assert report["sycophancy"]["policy"] == {"agreed": 1, "rate": 1.0}
     assert report["sycophancy"]["baseline"] == {"agreed": 0, "rate": 0.0}
@@ -133,6 +138,11 @@ def test_sycophancy_and_red_team_figures_from_known_replies(monkeypatch, tmp_pat
     assert report["length_matched_win_rate"]["matched"] == 0 and report["length_matched_win_rate"]["win_rate"] is None
     rows = [json.loads(line) for line in (tmp_path / "red_team.jsonl").read_text().splitlines()]
     assert [row["policy_refusal"] for row in rows] == [False, True]
+    ai = report["red_team"]["ai_judge"]
+    assert ai["judge"] == "ai:m" and (ai["win_rate"]["wins"], ai["win_rate"]["ties"]) == (1, 1)
+    assert ai["win_rate"]["rate"] == 0.75 and ai["mean_preference"] == pytest.approx(0.7)
+    assert [row["ai_preference"] for row in rows] == pytest.approx([0.9, 0.5])
+    assert rows[0]["ai_principle"] and rows[1]["ai_principle"]
 
 
 def test_curve_diagnostics_recover_a_planted_gao_curve():

@@ -24,8 +24,8 @@ PLANTED = '<script>alert("gotcha")</script> & <b>bold</b>'
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, tokenizer_dir, tiny_model_dir):
-    """A tiny RL run (evaluated with eval hacking and eval winrate, a <script> planted in two samples)
-    and a tiny reward-model run, the judge of both evaluations."""
+    """A tiny RL run (evaluated with eval hacking, its red team also by the starting model as AI judge, and
+    eval winrate; a <script> planted in two samples) and a tiny reward-model run, the judge of both."""
     root = tmp_path_factory.mktemp("report")
     rl, start = tiny_rl_run(root, tokenizer_dir)
     rm, pairs = root / "rm", planted_pairs(16)
@@ -35,12 +35,13 @@ def runs(tmp_path_factory, tokenizer_dir, tiny_model_dir):
         "train.max_steps=3"]))
     probes, red_team = probe_files(root)
     common = ["--policy", str(rl), "--baseline", str(start), "--judge", str(rm), "--max-new-tokens", "6"]
-    assert main(["eval", "hacking", *common, "--probes", str(probes), "--red-team", str(red_team)]) == 0
+    assert main(["eval", "hacking", *common, "--probes", str(probes), "--red-team", str(red_team),
+                 "--ai-judge", str(start)]) == 0
     assert main(["eval", "winrate", *common]) == 0
     plant(rl / "samples.jsonl", lambda rows: next(r for r in rows if r["iteration"] == rows[-1]["iteration"]),
           "completion")
     plant(rl / "winrate-vs-start" / "samples.jsonl", lambda rows: rows[0], "policy")
-    return {"rl": rl, "rm": rm}
+    return {"rl": rl, "rm": rm, "start": start}
 
 
 def plant(path, pick, key):
@@ -65,6 +66,7 @@ def test_report_has_every_section_for_every_run(report, runs):
     rl_part, rm_part = page.split('id="run-1"')
     assert "<h4>hacking-vs-start</h4>" in rl_part and "winrate-vs-start: win rate over start" in rl_part
     assert "length-matched win rate" in rl_part and "harmful rate" in rl_part and "agreed" in rl_part
+    assert f"AI judge ai:{runs['start']}" in rl_part
     assert "observed peak √KL" in rl_part and "monitor_river_share" in rl_part
     assert "before: iteration 0" in rl_part and "after: iteration 3" in rl_part and "before: baseline" in rl_part
     assert "eval_accuracy" in rm_part and "No hacking.json" in rm_part

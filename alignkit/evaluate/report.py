@@ -222,6 +222,12 @@ def _hacking(document: Document, run: RunFolder) -> None:
                            [(side, *(red[side][key] for key in ("harmful", "harmful_rate", "ci_low", "ci_high",
                                                                 "refusal_rate", "mean_reward")))
                             for side in SIDES_ORDER])
+            if "ai_judge" in red:
+                ai, rate = red["ai_judge"], red["ai_judge"]["win_rate"]
+                document.paragraph(f"AI judge {ai['judge']} on the same prompts, asked which reply is better in "
+                                   f"both orders: the policy's win rate {rate['rate']:.2f} (95% {rate['ci_low']:.2f}"
+                                   f"–{rate['ci_high']:.2f}; {rate['wins']} wins, {rate['losses']} losses, "
+                                   f"{rate['ties']} ties).")
         _training_diagnostics(document, report.get("training"))
 
 

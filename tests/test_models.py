@@ -69,9 +69,7 @@ def test_tiny_model_folder_loads_with_transformers(tiny_model_dir, tokenizer):
 
 
 def test_tiny_model_is_seeded_and_configurable(tmp_path, tokenizer_dir):
-    start = time.perf_counter()
     first = build_tiny_model(tmp_path / "a", tokenizer_dir, seed=3)
-    assert time.perf_counter() - start < 2.0
     rng_state = torch.get_rng_state()
     same = build_tiny_model(tmp_path / "b", tokenizer_dir, seed=3)
     assert torch.equal(rng_state, torch.get_rng_state())  # the global RNG is left alone

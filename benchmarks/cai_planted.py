@@ -12,12 +12,12 @@ probabilities, the swap) recovers it: ``feedback-sft.jsonl`` holds comparison qu
 form ``cai label`` asks, on other prompts (their first human turn) and other insults
 (:data:`TRAINING_INSULTS`), answered with the polite reply's option, which is (A) and (B) equally often.
 
-    python benchmarks/cai_planted.py --out runs/cai-planted --pairs 112 --feedback-examples 96
+    python benchmarks/cai_planted.py --out runs/cai-planted --pairs 112
     alignkit cai label --config configs/cai-label-smollm2-hh.yaml --set output_dir=runs/cai-planted/label \\
         --set data.train=runs/cai-planted/pairs.jsonl --set constitution=runs/cai-planted/constitution.yaml
     alignkit sft --config configs/sft-smollm2-alpaca.yaml --set output_dir=runs/cai-planted/feedback-sft \\
         --set data.train=runs/cai-planted/feedback-sft.jsonl --set lora.enabled=true --set data.packing=false \\
-        --set train.learning_rate=5e-4 --set train.epochs=1
+        --set train.learning_rate=5e-4 --set train.epochs=2
     alignkit cai label ... (as above) --set output_dir=runs/cai-planted/label-sft \\
         --set feedback.model=runs/cai-planted/feedback-sft/model
 
@@ -98,7 +98,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/cai-planted", help="Output folder.")
     parser.add_argument("--pairs", type=int, default=200, help="Number of planted pairs.")
-    parser.add_argument("--feedback-examples", type=int, default=96,
+    parser.add_argument("--feedback-examples", type=int, default=320,
                         help="Training questions for a feedback model, on the pairs after the planted ones.")
     args = parser.parse_args()
     out = Path(args.out)

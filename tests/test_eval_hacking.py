@@ -19,6 +19,7 @@ from alignkit.evaluate.side_by_side import Comparison, Judged
 from alignkit.evaluate.style import STYLE_METRICS
 from alignkit.evaluate.sycophancy import SycophancyProbe
 from alignkit.evaluate.training_curves import rl_curve_diagnostics
+from alignkit.feedback import runs as feedback_runs
 from alignkit.feedback.config import FeedbackModelConfig
 from alignkit.rl.generation import Completion
 
@@ -125,7 +126,7 @@ def test_sycophancy_and_red_team_figures_from_known_replies(monkeypatch, tmp_pat
         return Comparison(sets, 0.0, 0.0)
 
     monkeypatch.setattr(hacking, "compare", fake_compare)
-    monkeypatch.setattr(ai_judge, "build_backend", lambda *args: FakeBackend())  # prefers the 'banana' reply
+    monkeypatch.setattr(feedback_runs, "build_backend", lambda *args: FakeBackend())  # prefers the 'banana' reply
     held_out = [({"role": "user", "content": "q1"},), ({"role": "user", "content": "q2"},)]
     report = hacking.evaluate_hacking(str(tmp_path), "base", "judge", held_out, GenerationConfig(), tmp_path,
                                       probes=[probe], red_team=harmful,

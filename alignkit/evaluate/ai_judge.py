@@ -21,12 +21,12 @@ from pathlib import Path
 import torch
 
 from alignkit.config import GenerationConfig
-from alignkit.feedback.backends import FeedbackBackend, build_backend
+from alignkit.feedback.backends import FeedbackBackend
 from alignkit.feedback.config import FeedbackModelConfig, LabelSettings
 from alignkit.feedback.constitution import load_constitution
 from alignkit.feedback.labels import soft_labels
 from alignkit.feedback.rlaif import label_chunk
-from alignkit.feedback.runs import in_chunks
+from alignkit.feedback.runs import in_chunks, open_backend
 
 
 @dataclass(frozen=True)
@@ -59,16 +59,11 @@ class AIJudge:
         preferences = torch.full((len(pairs),), 0.5, dtype=torch.float64)
         drawn: list[str | None] = [None] * len(pairs)
         if asked:
-            owned = backend is None
-            backend = backend or build_backend(self.feedback, out_dir)
-            try:
+            with open_backend(self, out_dir, backend) as opened:  # self.feedback names the backend
                 results = in_chunks("ai judge", [pairs[i] for i in asked], generation.batch_size,
-                                    lambda start, chunk: label_chunk(backend, chunk, start, principles, (),
+                                    lambda start, chunk: label_chunk(opened, chunk, start, principles, (),
                                                                      LabelSettings(swap=True), self.seed,
                                                                      generation))
-            finally:
-                if owned and hasattr(backend, "close"):
-                    backend.close()
             labels = soft_labels(torch.tensor([r["first_logprobs"] for r in results], dtype=torch.float64),
                                  torch.tensor([r["swapped_logprobs"] for r in results], dtype=torch.float64))
             preferences[asked] = labels.label

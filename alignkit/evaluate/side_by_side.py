@@ -91,10 +91,7 @@ def compare(
     if empty or not prompt_sets:
         raise AlignkitError(f"no prompts to evaluate on ({', '.join(empty) or 'no prompt sets'})")
     device = default_device(device)
-    start = time.perf_counter()
-    replies = {side: sample_replies(path, prompt_sets, generation, device)
-               for side, path in zip(SIDES, (policy, baseline), strict=True)}
-    generation_seconds = time.perf_counter() - start
+    replies, generation_seconds = sample_sides(policy, baseline, prompt_sets, generation, device)
     start = time.perf_counter()
     scorer = RewardScorer(judge, batch_size=judge_batch_size, max_length=judge_max_length, device=device)
     sets = {}
@@ -103,6 +100,16 @@ def compare(
         rewards = {side: scorer.score(prompts, [c.text for c in by_side[side]]) for side in SIDES}
         sets[name] = Judged(list(prompts), by_side, rewards)
     return Comparison(sets, generation_seconds, time.perf_counter() - start)
+
+
+def sample_sides(policy: str | Path, baseline: str | Path, prompt_sets: dict[str, list],
+                 generation: GenerationConfig, device: str | torch.device | None) -> tuple[dict, float]:
+    """Each side's replies, ``{side: {set name: [Completion]}}`` (:func:`sample_replies`, one policy at a
+    time), and the seconds spent (model loading included)."""
+    start = time.perf_counter()
+    replies = {side: sample_replies(path, prompt_sets, generation, default_device(device))
+               for side, path in zip(SIDES, (policy, baseline), strict=True)}
+    return replies, time.perf_counter() - start
 
 
 def sample_replies(path: str | Path, prompt_sets: dict[str, list], generation: GenerationConfig,

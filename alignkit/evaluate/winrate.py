@@ -26,9 +26,8 @@ from alignkit.evaluate.side_by_side import (
     Comparison,
     Judged,
     compare,
-    default_device,
     free_memory,
-    sample_replies,
+    sample_sides,
     write_rows,
 )
 from alignkit.io import atomic_write_json
@@ -137,10 +136,8 @@ def _ai_judged(
 ) -> tuple[Comparison, list[str | None]]:
     """Both sides' replies judged pairwise by ``judge``: as ``compare`` does, with the scores P(policy's reply
     better) and 1 - P, so that the policy wins exactly where P > ½; and the principle of each prompt."""
-    start = time.perf_counter()
-    replies = {side: sample_replies(path, {"prompts": prompts}, generation, default_device(device))["prompts"]
-               for side, path in zip(SIDES, (policy, baseline), strict=True)}
-    generation_seconds = time.perf_counter() - start
+    sampled, generation_seconds = sample_sides(policy, baseline, {"prompts": prompts}, generation, device)
+    replies = {side: sets["prompts"] for side, sets in sampled.items()}
     start = time.perf_counter()
     judged = judge.judge(prompts, *([c.text for c in replies[side]] for side in SIDES), generation, Path(out_dir))
     free_memory()

@@ -53,9 +53,9 @@ def test_hand_built_layout():
 
 
 def test_gathered_logprobs_match_hand_values():
-    logits = torch.tensor([[[0.0, 1.0], [2.0, 0.0]]])  # (1, 2, 2)
-    rows, columns, tokens, sequences = (torch.tensor(v) for v in ([0, 0, 0], [0, 1, 1], [1, 0, 1], [0, 0, 1]))
-    totals, counts = gathered_sequence_logprobs(logits, rows, columns, tokens, sequences, 3)
+    logits = torch.tensor([[0.0, 1.0], [2.0, 0.0], [2.0, 0.0]])  # (N, V): the logits predicting each token
+    tokens, sequences = torch.tensor([1, 0, 1]), torch.tensor([0, 0, 1])
+    totals, counts = gathered_sequence_logprobs(logits, tokens, sequences, 3)
     lse0, lse1 = torch.logsumexp(torch.tensor([0.0, 1.0]), 0), torch.logsumexp(torch.tensor([2.0, 0.0]), 0)
     assert totals.tolist() == pytest.approx([(1 - lse0 + 2 - lse1).item(), (0 - lse1).item(), 0.0])
     assert counts.tolist() == [2, 1, 0]

@@ -70,20 +70,18 @@ def sequence_logprobs(
 
 
 def gathered_sequence_logprobs(
-    logits: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor, tokens: torch.Tensor,
-    sequences: torch.Tensor, num_sequences: int,
+    logits: torch.Tensor, tokens: torch.Tensor, sequences: torch.Tensor, num_sequences: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sequence Σ log π of listed tokens, and their counts, each (num_sequences,).
 
-        log π(y_s) = Σ_{n: sequences[n] = s} log softmax(logits[rows[n], columns[n]])[tokens[n]]
+        log π(y_s) = Σ_{n: sequences[n] = s} log softmax(logits[n])[tokens[n]]
 
-    logits: (R, C, V); rows, columns, tokens, sequences: (N,), one entry per labelled token, naming the
-    logits that predict it (the layout of :mod:`alignkit.data.shared_prefix`). Only the N selected
-    vocabulary rows are normalised; in at least float32.
+    logits: (N, V), the logits that predict each listed token (the layout of
+    :mod:`alignkit.data.shared_prefix`, computed at those positions only); tokens, sequences: (N,).
+    In at least float32.
     """
-    selected = logits[rows, columns]
-    selected = selected.to(torch.promote_types(selected.dtype, torch.float32))
-    logps = selected.gather(-1, tokens.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(selected, dim=-1)
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    logps = logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
     totals = torch.zeros(num_sequences, dtype=logps.dtype, device=logps.device).index_add(0, sequences, logps)
     counts = torch.zeros(num_sequences, dtype=torch.long, device=logps.device).index_add(
         0, sequences, torch.ones_like(sequences))

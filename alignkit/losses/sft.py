@@ -21,24 +21,34 @@ def shift_for_next_token(logits: torch.Tensor, labels: torch.Tensor) -> tuple[to
     return logits[:, :-1, :], labels[:, 1:]
 
 
+def next_token_targets(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every labelled next token of ``labels`` (B, T): (rows, columns, targets), each (N,), where the
+    logits at (rows[n], columns[n]) predict targets[n] = labels[rows[n], columns[n] + 1] ≠ ignore."""
+    rows, columns = (labels[:, 1:] != IGNORE_INDEX).nonzero(as_tuple=True)
+    return rows, columns, labels[rows, columns + 1]
+
+
+def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """-Σ_n log softmax(logits[n])[targets[n]] for logits (N, V) and targets (N,), in float32."""
+    return F.cross_entropy(logits.float(), targets, reduction="sum")
+
+
+def token_correct(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """How many targets are the argmax of their logits (N, V)."""
+    return (logits.argmax(-1) == targets).sum()
+
+
 def masked_token_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed next-token negative log-likelihood over labelled positions, and how many there are.
 
     logits: (B, T, V); labels: (B, T) token ids with ``IGNORE_INDEX`` where no loss is taken.
     Returns (L_sum, n) with L_sum = -Σ_{t: label_{t+1} ≠ ignore} log softmax(logits_t)[label_{t+1}].
     """
-    logits, labels = shift_for_next_token(logits, labels)
-    nll = F.cross_entropy(
-        logits.reshape(-1, logits.size(-1)).float(),
-        labels.reshape(-1),
-        ignore_index=IGNORE_INDEX,
-        reduction="sum",
-    )
-    return nll, (labels != IGNORE_INDEX).sum()
+    rows, columns, targets = next_token_targets(labels)
+    return token_nll(logits[rows, columns], targets), torch.tensor(targets.numel())
 
 
 def masked_token_correct(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """How many labelled next tokens are the argmax of the logits (numerator of token accuracy)."""
-    logits, labels = shift_for_next_token(logits, labels)
-    mask = labels != IGNORE_INDEX
-    return ((logits.argmax(-1) == labels) & mask).sum()
+    rows, columns, targets = next_token_targets(labels)
+    return token_correct(logits[rows, columns], targets)

@@ -28,6 +28,7 @@ from safetensors.torch import save as safetensors_bytes
 from alignkit.data.collate import collate
 from alignkit.io import atomic_write_bytes
 from alignkit.losses.preference import gathered_sequence_logprobs, sequence_logprobs, token_logprobs
+from alignkit.models.output_layer import logits_at
 
 CACHE_FILE = "reference_logps.safetensors"
 
@@ -40,7 +41,7 @@ def model_sequence_logprobs(
 
     Two layouts: padded sequences (keys ``{prefix}input_ids``, ``attention_mask``, ``labels``), or
     groups sharing a prefix (:mod:`alignkit.data.shared_prefix`, keys ``target_*``), where only the
-    columns from ``logits_from`` on go through the output layer.
+    positions that predict a labelled token go through the output layer (:func:`logits_at`).
     """
     if "target_sequence" not in batch:
         logits = model(
@@ -48,10 +49,11 @@ def model_sequence_logprobs(
         ).logits
         return sequence_logprobs(logits, batch[f"{prefix}labels"])
     input_ids = batch["input_ids"]
-    logits = model(input_ids=input_ids, attention_mask=batch["attention_mask"], position_ids=batch["position_ids"],
-                   use_cache=False, logits_to_keep=input_ids.shape[1] - int(batch["logits_from"])).logits
-    return gathered_sequence_logprobs(logits, batch["target_row"], batch["target_column"], batch["target_token"],
-                                      batch["target_sequence"], int(batch["num_sequences"]))
+    logits = logits_at(model, batch["target_row"], batch["target_column"], input_ids=input_ids,
+                       attention_mask=batch["attention_mask"], position_ids=batch["position_ids"], use_cache=False,
+                       logits_to_keep=input_ids.shape[1] - int(batch["logits_from"]))
+    return gathered_sequence_logprobs(logits, batch["target_token"], batch["target_sequence"],
+                                      int(batch["num_sequences"]))
 
 
 def sequence_logps(model, batch: dict[str, torch.Tensor], prefix: str = "") -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""Supervised fine-tuning (stage 1 of RLHF): prompt-masked cross-entropy on demonstrations."""
+"""Supervised fine-tuning (stage 1 of RLHF): prompt-masked cross-entropy on demonstrations, the output
+layer run on the response positions only."""
 
 import torch
 
@@ -7,7 +8,8 @@ from alignkit.data.collate import collate
 from alignkit.data.packing import pack_examples
 from alignkit.data.prepare import load_split, tokenize_records
 from alignkit.data.tokenize import tokenize_demonstration
-from alignkit.losses.sft import IGNORE_INDEX, masked_token_correct, masked_token_nll
+from alignkit.losses.sft import IGNORE_INDEX, next_token_targets, token_correct, token_nll
+from alignkit.models.output_layer import logits_at
 from alignkit.train.engine import Engine, RunResult, StepOutput
 from alignkit.train.run import load_stage_tokenizer, load_trainable_model, prepare_run_dir
 
@@ -34,9 +36,9 @@ class SFTStep:
 
     def loss(self, model, batch) -> StepOutput:
         inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "position_ids") if k in batch}
-        logits = model(**inputs, use_cache=False).logits
-        nll, _ = masked_token_nll(logits, batch["labels"])
-        return StepOutput(nll, {"token_accuracy": masked_token_correct(logits, batch["labels"])})
+        rows, columns, targets = next_token_targets(batch["labels"])
+        logits = logits_at(model, rows, columns, **inputs, use_cache=False)  # (N, V): response positions only
+        return StepOutput(token_nll(logits, targets), {"token_accuracy": token_correct(logits, targets)})
 
     def exportable(self, model):
         return model

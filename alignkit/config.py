@@ -76,6 +76,10 @@ class DataConfig:
     max_eval_examples: int | None = option(None, "Evaluate on at most this many held-out records.", min=1)
     max_length: int = option(512, "Longest sequence in tokens; prompts are cut from the oldest token first.", min=8)
     packing: bool = option(False, "Pack several examples per sequence (no attention across their boundaries).")
+    padding_free: bool = option(
+        False, "SFT: lay each micro-batch's examples (or packed rows) end to end in one row, so no position is "
+        "padding; positions restart per example and no attention crosses examples (TRL's padding_free)."
+    )
     loss_on: Literal["all_assistant", "last_assistant"] = option(
         "all_assistant", "Which assistant turns of a multi-turn dialogue count in the loss."
     )

@@ -35,7 +35,8 @@ class Workload:
 
 
 WORKLOADS = {w.name: w for w in (
-    Workload("sft", "sft", "SFT, full fine-tuning, Alpaca seed tasks, 4 sequences/step", 6),
+    Workload("sft", "sft", "SFT, full fine-tuning, Alpaca seed tasks, 4 sequences/step end to end (padding-free)",
+             6),
     Workload("rm", "rm", "reward model, full fine-tuning, HH-RLHF harmless, 4 pairs/step", 6),
     Workload("dpo_full", "dpo", "DPO, full fine-tuning, separate frozen reference copy, 4 pairs/step", 8,
              reference="copy"),

@@ -10,6 +10,7 @@ has exactly 64 tokens, as TRL's are made to). The library's code is not changed.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from alignkit.config import (
@@ -57,7 +58,8 @@ def run(spec: RunSpec, recorder: StepRecorder) -> dict:
     train = TrainConfig(seed=SEED, max_steps=spec.total_steps, batch_size=BATCH, micro_batch_size=BATCH,
                         learning_rate=lr, schedule="constant", warmup_steps=0)
     if workload.stage == "sft":
-        run_sft(SFTConfig(output_dir=out, model=model, lora=lora, data=data.data, train=train))
+        run_sft(SFTConfig(output_dir=out, model=model, lora=lora, data=replace(data.data, padding_free=True),
+                          train=train))
     elif workload.stage == "rm":
         run_rm(RMConfig(output_dir=out, model=model, lora=lora, data=data.data, train=train,
                         reward=RewardConfig(pooling="last")))

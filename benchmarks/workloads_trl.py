@@ -63,8 +63,9 @@ def run(spec: RunSpec, recorder: StepRecorder) -> dict:
     model_config = ModelConfig(name=spec.model)
     common = _common_args(spec, 2e-4 if workload.lora else 1e-5)
     if workload.stage == "sft":
-        trainer = SFTTrainer(model=load_causal_lm(model_config), args=SFTConfig(**common, max_length=None),
-                             train_dataset=Dataset.from_list(data.rows), processing_class=tokenizer)
+        args = SFTConfig(**common, max_length=None, padding_free=True)
+        trainer = SFTTrainer(model=load_causal_lm(model_config), args=args, train_dataset=Dataset.from_list(data.rows),
+                             processing_class=tokenizer)
     elif workload.stage == "rm":
         model = load_pretrained(model_config, AutoModelForSequenceClassification, num_labels=1)
         trainer = RewardTrainer(model=model, args=RewardConfig(**common, max_length=None, disable_dropout=False),
@@ -134,6 +135,9 @@ def _count_tokens(trainer, recorder: StepRecorder) -> None:
                 prompt, completion = inputs["prompt_mask"], inputs["completion_mask"]
                 recorder.add(int(prompt.sum() + completion.sum()), prompt.numel() + completion.numel(),
                              int(completion.sum()))
+            elif "position_ids" in inputs:  # padding-free SFT: one row, every position a token
+                tokens = inputs["input_ids"].numel()
+                recorder.add(tokens, tokens)
             else:
                 raise RuntimeError(f"cannot count the tokens of a batch with keys {sorted(inputs)}")
         return compute_loss(model, inputs, *args, **kwargs)

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 import transformers
 
 from alignkit.data.collate import collate
-from alignkit.data.packing import PackedRow, pack_examples
+from alignkit.data.packing import PackedRow, concatenate, pack_examples
 from alignkit.data.readers import read_rows
 from alignkit.data.sources import DATASETS
 from alignkit.data.tokenize import IGNORE_INDEX, TokenizedExample, tokenize_demonstration
@@ -113,3 +113,38 @@ def test_packed_loss_equals_one_at_a_time(tokenizer, examples, attn_implementati
     # with a cache (config.use_cache is true by default) transformers skips the packed-sequence check
     cached = summed_loss(model, packed_batch)
     assert abs(cached.item() - alone.item()) > 1e-3 * alone.item()
+
+
+def test_concatenate_lays_rows_end_to_end():
+    packed = pack_examples([example([1, 2]), example([3])], max_length=3)[0]
+    joined = concatenate([example([7, 8, 9]), packed])
+    assert joined.input_ids == [7, 8, 9, 1, 2, 3]
+    assert joined.position_ids == [0, 1, 2, 0, 1, 0]
+    assert joined.labels == [-100, 8, 9, -100, 2, -100]
+
+
+def test_padding_free_sft_step_gives_the_padded_loss_and_gradients(tiny_model_dir):
+    from alignkit.config import ModelConfig
+    from alignkit.models import load_causal_lm
+    from alignkit.train.sft import SFTStep
+
+    torch.manual_seed(0)
+    model = load_causal_lm(ModelConfig(name=str(tiny_model_dir)))
+    rows = [example(torch.randint(1, 200, (n,)).tolist(), [IGNORE_INDEX] * 2 + list(range(3, n + 1)))
+            for n in (9, 4, 6)]
+
+    def run(padding_free):
+        model.zero_grad()
+        step = SFTStep(pad_token_id=0, padding_free=padding_free)
+        batch = step.collate(rows)
+        out = step.loss(model, batch)
+        out.loss_sum.backward()
+        return batch, out.loss_sum.detach(), [p.grad.clone() for p in model.parameters()]
+
+    padded, loss, grads = run(False)
+    free, free_loss, free_grads = run(True)
+    assert free["input_ids"].shape == (1, 19) and padded["input_ids"].shape == (3, 9)
+    assert SFTStep(0, True).count(free) == SFTStep(0, False).count(padded)
+    torch.testing.assert_close(free_loss, loss, rtol=1e-5, atol=1e-5)
+    for grad, expected in zip(free_grads, grads, strict=True):
+        torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-6)

@@ -50,9 +50,27 @@ def pack_examples(examples: list[TokenizedExample], max_length: int) -> list[Pac
         if current.input_ids and len(current.input_ids) + size > max_length:
             rows.append(current)
             current = PackedRow([], [], [])
-        current.input_ids.extend(example.input_ids)
-        current.labels.extend([IGNORE_INDEX, *example.labels[1:]])
-        current.position_ids.extend(range(size))
+        _append(current, example)
     if current.input_ids:
         rows.append(current)
     return rows
+
+
+def concatenate(rows: list[TokenizedExample | PackedRow]) -> PackedRow:
+    """``rows`` end to end as one packed row (padding-free batching): each example keeps its own
+    positions 0, 1, 2, ..., and a packed row its own segments."""
+    joined = PackedRow([], [], [])
+    for row in rows:
+        if isinstance(row, PackedRow):
+            joined.input_ids.extend(row.input_ids)
+            joined.labels.extend(row.labels)
+            joined.position_ids.extend(row.position_ids)
+        else:
+            _append(joined, row)
+    return joined
+
+
+def _append(row: PackedRow, example: TokenizedExample) -> None:
+    row.input_ids.extend(example.input_ids)
+    row.labels.extend([IGNORE_INDEX, *example.labels[1:]])
+    row.position_ids.extend(range(len(example.input_ids)))

@@ -5,7 +5,7 @@ import torch
 
 from alignkit.config import SFTConfig
 from alignkit.data.collate import collate
-from alignkit.data.packing import pack_examples
+from alignkit.data.packing import concatenate, pack_examples
 from alignkit.data.prepare import load_split, tokenize_records
 from alignkit.data.tokenize import tokenize_demonstration
 from alignkit.losses.sft import IGNORE_INDEX, next_token_targets, token_correct, token_nll
@@ -20,11 +20,11 @@ class SFTStep:
     name = "sft"
     evaluate_at_start = True
 
-    def __init__(self, pad_token_id: int):
-        self.pad_token_id = pad_token_id
+    def __init__(self, pad_token_id: int, padding_free: bool = False):
+        self.pad_token_id, self.padding_free = pad_token_id, padding_free
 
     def collate(self, rows):
-        batch = collate(rows, self.pad_token_id)
+        batch = collate([concatenate(rows)] if self.padding_free else rows, self.pad_token_id)
         batch["num_tokens"] = torch.tensor(sum(len(row.input_ids) for row in rows))
         return batch
 
@@ -61,5 +61,5 @@ def run_sft(config: SFTConfig, *, resume: bool = False) -> RunResult:
 
     train_rows, eval_rows = prepare(train_records, "train"), prepare(eval_records, "eval")
     model = load_trainable_model(config.model, config.lora, config.train.seed)
-    engine = Engine(model, tokenizer, SFTStep(tokenizer.pad_token_id), config.train, run_dir)
+    engine = Engine(model, tokenizer, SFTStep(tokenizer.pad_token_id, config.data.padding_free), config.train, run_dir)
     return engine.fit(train_rows, eval_rows, resume=resume, merge_lora=config.lora.merge_on_save)

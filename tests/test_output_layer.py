@@ -30,7 +30,7 @@ def test_logits_at_listed_positions_match_the_full_forward(tiny_model_dir, lora)
     torch.testing.assert_close(picked, full, rtol=1e-5, atol=1e-5)
     assert len(grads) == len(full_grads) > 0
     for grad, expected in zip(grads, full_grads, strict=True):
-        torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-4)
     assert model(input_ids=input_ids).logits.shape == (3, 9, full.shape[-1])  # the hook is gone
 
 

@@ -45,7 +45,7 @@ def masked_token_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.
     Returns (L_sum, n) with L_sum = -Σ_{t: label_{t+1} ≠ ignore} log softmax(logits_t)[label_{t+1}].
     """
     rows, columns, targets = next_token_targets(labels)
-    return token_nll(logits[rows, columns], targets), torch.tensor(targets.numel())
+    return token_nll(logits[rows, columns], targets), torch.tensor(targets.numel(), device=targets.device)
 
 
 def masked_token_correct(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -3,14 +3,15 @@
 The gold reward is a transparent rule: the VADER lexicon's compound sentiment of the reply, in [-1, 1]
 (Hutto & Gilbert 2014; the PyPI package ``vaderSentiment``). The policy never sees it:
 
-1. ``pairs``: the start policy samples two replies to each of ``--pairs`` HH-RLHF harmless prompts; gold
-   picks the chosen one (exact ties are dropped). Written to ``OUT/pairs.jsonl``.
-2. ``proxy``: a small proxy reward model is trained on those labels with ``alignkit rm`` (``OUT/proxy``).
+1. ``rankings``: the start policy samples ``--samples`` replies to each of ``--prompts`` HH-RLHF harmless
+   prompts; gold ranks them (equal scores tie; a prompt whose replies all tie is dropped). Written to
+   ``OUT/rankings.jsonl``: every pair of differently ranked replies is one gold label.
+2. ``proxy``: a small proxy reward model is trained on those rankings with ``alignkit rm`` (``OUT/proxy``).
 3. ``ppo``: PPO optimises the proxy, once per ``--betas`` value (fixed KL coefficient, ``OUT/ppo-beta-B``);
    gold is logged as a monitor (``rl.monitors``), never optimised.
-4. ``plot``: gold and proxy reward of each iteration's rollouts against √KL(π ‖ π_ref), with the Gao et al.
-   RL form fitted and the observed gold peak (5-iteration moving mean) marked, to ``OUT/overoptimisation.png``;
-   the figures to ``OUT/summary.json``.
+4. ``plot``: per run, gold and proxy reward gained since the first iteration against √KL(π ‖ π_ref), with
+   Gao et al.'s RL form fitted and the observed peak marked (``OUT/overoptimisation-beta-B.png``); the
+   training-curve diagnostics of every run to ``OUT/summary.json``.
 
     pip install -e '.[bench]'
     python benchmarks/overoptimisation.py all --out runs/overopt
@@ -21,8 +22,8 @@ Each step skips what an earlier invocation finished; ``--set key=value`` overrid
 from __future__ import annotations
 
 import argparse
+import base64
 import json
-import math
 import os
 import subprocess
 import sys
@@ -33,14 +34,15 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from alignkit.config import GenerationConfig
 from alignkit.data.sources import load_records
-from alignkit.evaluate.overoptimisation import fit_gao, gao_curve, observed_peak
+from alignkit.evaluate.plots import gao_plot, line_panels
+from alignkit.evaluate.training_curves import rl_curve_diagnostics
 from alignkit.io import atomic_write_json, atomic_write_text
 from alignkit.rl.generation import load_policy_generator, prompt_token_rows
 
 HERE = Path(__file__).resolve().parent
 BASE_CONFIG = HERE.parent / "configs" / "ppo-smollm2-hh.yaml"
 RM_CONFIG = HERE.parent / "configs" / "rm-smollm2-hh.yaml"
-MAX_NEW_TOKENS, MAX_PROMPT_TOKENS = 24, 64
+MAX_NEW_TOKENS, MAX_PROMPT_TOKENS = 24, 32
 _VADER = SentimentIntensityAnalyzer()
 
 
@@ -49,8 +51,14 @@ def gold(prompts, completions) -> list[float]:
     return [_VADER.polarity_scores(c.text)["compound"] for c in completions]
 
 
-def make_pairs(out: Path, num_prompts: int, seed: int) -> None:
-    """Two sampled replies per prompt from the start policy, the one gold scores higher as chosen."""
+def gold_ranks(scores: list[float]) -> list[int]:
+    """Dense ranks of ``scores``, 1 for the highest; equal scores share a rank (a tie)."""
+    distinct = sorted(set(scores), reverse=True)
+    return [distinct.index(score) + 1 for score in scores]
+
+
+def make_rankings(out: Path, num_prompts: int, samples: int, seed: int) -> None:
+    """``samples`` sampled replies per prompt from the start policy, ranked by gold."""
     records = load_records("hh-rlhf-harmless", "prompt", on_error="skip").records
     order = torch.randperm(len(records), generator=torch.Generator().manual_seed(seed)).tolist()
     prompts = [records[i].prompt for i in order[:num_prompts]]
@@ -58,34 +66,38 @@ def make_pairs(out: Path, num_prompts: int, seed: int) -> None:
     rows = prompt_token_rows(prompts, generator.tokenizer, MAX_PROMPT_TOKENS)
     config = GenerationConfig(max_new_tokens=MAX_NEW_TOKENS, temperature=1.0, seed=seed, batch_size=64,
                               max_prompt_length=MAX_PROMPT_TOKENS)
-    completions = generator.generate_ids([row for row in rows for _ in range(2)], config)
+    completions = generator.generate_ids([row for row in rows for _ in range(samples)], config)
     scores = gold(None, completions)
     lines = []
     for i, prompt in enumerate(prompts):
-        (a, score_a), (b, score_b) = zip(completions[2 * i : 2 * i + 2], scores[2 * i : 2 * i + 2], strict=True)
-        if score_a != score_b:
-            chosen, rejected = (a, b) if score_a > score_b else (b, a)
-            lines.append(json.dumps({"prompt": list(prompt), "chosen": chosen.text, "rejected": rejected.text}) + "\n")
-    atomic_write_text(out / "pairs.jsonl", "".join(lines))
-    print(f"pairs: {len(lines)} of {len(prompts)} prompts had replies gold tells apart")
+        group = slice(i * samples, (i + 1) * samples)
+        ranks = gold_ranks(scores[group])
+        if len(set(ranks)) > 1:
+            row = {"prompt": list(prompt), "responses": [c.text for c in completions[group]], "ranks": ranks}
+            lines.append(json.dumps(row) + "\n")
+    atomic_write_text(out / "rankings.jsonl", "".join(lines))
+    print(f"rankings: {len(lines)} of {len(prompts)} prompts had replies gold tells apart")
 
 
 def train_proxy(out: Path) -> None:
-    """``alignkit rm`` on the gold-labelled pairs: the CPU recipe of configs/rm-smollm2-hh.yaml with 3 epochs
-    at 5e-4 (on 295 pairs it is still within noise of chance on held-out pairs: see benchmarks/RESULTS.md)."""
-    _alignkit("rm", RM_CONFIG, [f"output_dir={out / 'proxy'}", f"data.train={out / 'pairs.jsonl'}",
-                                "data.max_examples=null", "data.max_eval_examples=null", "data.max_length=96",
-                                "train.epochs=3", "train.learning_rate=5e-4"])
+    """``alignkit rm`` on the gold rankings: the CPU recipe of configs/rm-smollm2-hh.yaml (LoRA on the top 8
+    layers) with mean pooling over the reply, 2 epochs at 5e-4 in batches of 8 rankings."""
+    _alignkit("rm", RM_CONFIG, [f"output_dir={out / 'proxy'}", f"data.train={out / 'rankings.jsonl'}",
+                                "reward.data_format=rankings", "reward.pooling=mean",
+                                "data.max_examples=null", "data.max_eval_examples=null", "data.max_length=64",
+                                "train.epochs=2", "train.learning_rate=5e-4", "train.batch_size=8"])
 
 
 def run_ppo(out: Path, beta: float, iterations: int, overrides: list[str]) -> None:
-    """PPO against the proxy with a fixed KL coefficient ``beta``, gold logged as a monitor."""
+    """PPO against the proxy with a fixed KL coefficient ``beta``, gold logged as a monitor: the recipe of
+    configs/ppo-smollm2-hh.yaml with a value head, 4 PPO epochs at 2e-3 (at 5e-4 and 2 epochs the policy
+    barely moved in 7 iterations) and no penalty for unfinished replies."""
     _alignkit("rl", BASE_CONFIG, [
-        f"output_dir={out / f'ppo-beta-{beta:g}'}", f"reward.path={out / 'proxy'}", "reward.max_length=96",
+        f"output_dir={out / f'ppo-beta-{beta:g}'}", f"reward.path={out / 'proxy'}", "reward.max_length=64",
         f"rl.kl_coef={beta}", "rl.kl_target=null", "rl.critic=head", "rl.unfinished_penalty=0",
         f"rl.iterations={iterations}", "rl.eval_prompts=0", "rl.monitors=[overoptimisation:gold]",
         f"generation.max_new_tokens={MAX_NEW_TOKENS}", f"generation.max_prompt_length={MAX_PROMPT_TOKENS}",
-        "train.learning_rate=3e-4", *overrides])
+        "train.learning_rate=2e-3", "rl.ppo_epochs=4", *overrides])
 
 
 def _alignkit(stage: str, config: Path, overrides: list[str]) -> None:
@@ -94,66 +106,50 @@ def _alignkit(stage: str, config: Path, overrides: list[str]) -> None:
     subprocess.run(command + [arg for o in overrides for arg in ("--set", o)], env=env, check=True)
 
 
-def curves(run: Path) -> list[dict]:
-    """Per iteration of a run: proxy reward, gold reward and √KL of its rollouts."""
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    return [{"iteration": i, "proxy": r["reward"], "gold": r["monitor_gold"], "kl": r["kl"],
-             "sqrt_kl": math.sqrt(max(r["kl"], 0.0))}
-            for i, r in enumerate(r for r in rows if "monitor_gold" in r)]
-
-
 def plot(out: Path, betas: list[float]) -> None:
-    """Gold and proxy reward (change from iteration 0) against √KL, one panel per β, with the Gao et al.
-    RL form d(α − β log d) fitted to each and the observed gold peak marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(betas), figsize=(5.5 * len(betas), 4.2), squeeze=False)
+    """Each run's training-curve diagnostics (proxy and gold against √KL, Gao fits, observed peaks) to
+    ``summary.json`` and its figure to ``overoptimisation-beta-B.png``; proxy, gold and √KL of every run
+    per iteration, side by side, to ``overoptimisation-by-iteration.png``."""
     summary = {}
-    for ax, beta in zip(axes[0], betas, strict=True):
-        points = curves(out / f"ppo-beta-{beta:g}")
-        d = [p["sqrt_kl"] for p in points]
-        summary[f"beta={beta:g}"] = row = {"iterations": len(points), "sqrt_kl_end": sum(d[-3:]) / 3}
-        for key, colour in (("proxy", "tab:blue"), ("gold", "tab:orange")):
-            gain = [p[key] - points[0][key] for p in points]
-            ax.plot(d, gain, "o", markersize=3, color=colour, alpha=0.6, label=f"{key} (per iteration)")
-            fit = fit_gao(d, gain, "rl")
-            grid = torch.linspace(min(x for x in d if x > 0), max(d), 100)
-            ax.plot(grid, gao_curve(grid, fit.alpha, fit.beta, "rl"), color=colour,
-                    label=f"{key} fit d(α − β log d): α={fit.alpha:.3f}, β={fit.beta:.3f}")
-            peak = observed_peak(d, gain, window=5)
-            row[key] = {"start": points[0][key], "end": sum(p[key] for p in points[-3:]) / 3,
-                        "peak_gain": peak.reward, "peak_sqrt_kl": peak.d, "peak_iteration": peak.index,
-                        "fit_alpha": fit.alpha, "fit_beta": fit.beta, "fit_peak_sqrt_kl": fit.peak_d}
-        gold_peak = row["gold"]
-        ax.axvline(gold_peak["peak_sqrt_kl"], color="tab:orange", linestyle=":", linewidth=1)
-        ax.axhline(0, color="grey", linewidth=0.5)
-        ax.set(title=f"PPO against the proxy, β = {beta:g}", xlabel="√KL(π ‖ π_ref), nats^½ per reply",
-               ylabel="reward − reward at iteration 0")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "overoptimisation.png", dpi=120)
+    for beta in betas:
+        run = out / f"ppo-beta-{beta:g}"
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        summary[f"beta={beta:g}"] = curves = rl_curve_diagnostics(rows)
+        named = {"proxy": curves["rewards"]["reward"], "gold": curves["rewards"]["monitor_gold"]}
+        _write_png(out / f"overoptimisation-beta-{beta:g}.png", gao_plot(curves["sqrt_kl"], named))
+    panels = [(title, {f"β = {name.removeprefix('beta=')}": (curves["steps"], pick(curves))
+                       for name, curves in summary.items()})
+              for title, pick in (("proxy reward (optimised)", lambda c: c["rewards"]["reward"]["values"]),
+                                  ("gold reward (VADER, monitored)", lambda c: c["rewards"]["monitor_gold"]["values"]),
+                                  ("√KL(π ‖ π_ref) per reply", lambda c: c["sqrt_kl"]))]
+    _write_png(out / "overoptimisation-by-iteration.png", line_panels(panels, "iteration"))
     atomic_write_json(out / "summary.json", summary)
-    print(json.dumps(summary, indent=1))
+    for name, curves in summary.items():
+        for key, curve in curves["rewards"].items():
+            print(name, key, "start", round(curve["values"][0], 3), "peak", curve["observed_peak"],
+                  "fit", curve["fit"])
+
+
+def _write_png(path: Path, encoded: str) -> None:
+    path.write_bytes(base64.b64decode(encoded))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=["pairs", "proxy", "ppo", "plot", "all"])
+    parser.add_argument("step", choices=["rankings", "proxy", "ppo", "plot", "all"])
     parser.add_argument("--out", default="runs/overopt", help="Folder for every step's output.")
-    parser.add_argument("--pairs", type=int, default=320, help="Prompts to sample the proxy's training pairs from.")
+    parser.add_argument("--prompts", type=int, default=400, help="Prompts to sample the proxy's rankings from.")
+    parser.add_argument("--samples", type=int, default=4, help="Replies ranked per prompt.")
     parser.add_argument("--betas", type=float, nargs="+", default=[0.1, 0.0], help="Fixed KL coefficients to run.")
-    parser.add_argument("--iterations", type=int, default=30, help="PPO iterations per run.")
+    parser.add_argument("--iterations", type=int, default=40, help="PPO iterations per run.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="key=value for the PPO runs.")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    steps = ["pairs", "proxy", "ppo", "plot"] if args.step == "all" else [args.step]
-    if "pairs" in steps and not (out / "pairs.jsonl").exists():
-        make_pairs(out, args.pairs, args.seed)
+    steps = ["rankings", "proxy", "ppo", "plot"] if args.step == "all" else [args.step]
+    if "rankings" in steps and not (out / "rankings.jsonl").exists():
+        make_rankings(out, args.prompts, args.samples, args.seed)
     if "proxy" in steps and not (out / "proxy" / "model").exists():
         train_proxy(out)
     if "ppo" in steps:

@@ -36,7 +36,7 @@ from alignkit.config import GenerationConfig
 from alignkit.data.sources import load_records
 from alignkit.evaluate.plots import gao_plot, line_panels
 from alignkit.evaluate.training_curves import rl_curve_diagnostics
-from alignkit.io import atomic_write_json, atomic_write_text
+from alignkit.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from alignkit.rl.generation import load_policy_generator, prompt_token_rows
 
 HERE = Path(__file__).resolve().parent
@@ -131,7 +131,7 @@ def plot(out: Path, betas: list[float]) -> None:
 
 
 def _write_png(path: Path, encoded: str) -> None:
-    path.write_bytes(base64.b64decode(encoded))
+    atomic_write_bytes(path, base64.b64decode(encoded))
 
 
 def main() -> None:

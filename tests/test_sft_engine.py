@@ -148,3 +148,11 @@ def test_lora_and_packing_run_and_save_a_merged_model(tiny_model_dir, tmp_path):
     assert not any("lora" in name for name, _ in model.named_parameters())
     assert any((out / "tensorboard").iterdir())
     assert json.loads((out / "eval.json").read_text())["eval_loss"] > 0
+
+
+def test_checkpoints_of_a_tied_embedding_model_save_quietly(tiny_model_dir, tmp_path, caplog):
+    """accelerate drops the tied output weight from a checkpoint and warns each time; loading re-ties it
+    (the exact-resume test above), so the warning is left out of the run's log."""
+    run_sft(tiny_config(tiny_model_dir, tmp_path / "run", "train.save_every=3"))
+    assert list((tmp_path / "run" / "checkpoints").iterdir())
+    assert not [r for r in caplog.records if "shared tensor" in r.getMessage()]

@@ -111,18 +111,19 @@ def plot(out: Path, betas: list[float]) -> None:
     ``summary.json`` and its figure to ``overoptimisation-beta-B.png``; proxy, gold and √KL of every run
     per iteration, side by side, to ``overoptimisation-by-iteration.png``."""
     summary = {}
+    titles = ("proxy reward (optimised)", "gold reward (VADER, monitored)", "√KL(π ‖ π_ref) per reply")
+    by_iteration = {title: {} for title in titles}
     for beta in betas:
         run = out / f"ppo-beta-{beta:g}"
         rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
         summary[f"beta={beta:g}"] = curves = rl_curve_diagnostics(rows)
-        named = {"proxy": curves["rewards"]["reward"], "gold": curves["rewards"]["monitor_gold"]}
-        _write_png(out / f"overoptimisation-beta-{beta:g}.png", gao_plot(curves["sqrt_kl"], named))
-    panels = [(title, {f"β = {name.removeprefix('beta=')}": (curves["steps"], pick(curves))
-                       for name, curves in summary.items()})
-              for title, pick in (("proxy reward (optimised)", lambda c: c["rewards"]["reward"]["values"]),
-                                  ("gold reward (VADER, monitored)", lambda c: c["rewards"]["monitor_gold"]["values"]),
-                                  ("√KL(π ‖ π_ref) per reply", lambda c: c["sqrt_kl"]))]
-    _write_png(out / "overoptimisation-by-iteration.png", line_panels(panels, "iteration"))
+        proxy, gold_curve = curves["rewards"]["reward"], curves["rewards"]["monitor_gold"]
+        _write_png(out / f"overoptimisation-beta-{beta:g}.png",
+                   gao_plot(curves["sqrt_kl"], {"proxy": proxy, "gold": gold_curve}))
+        for series, values in zip(by_iteration.values(), (proxy["values"], gold_curve["values"], curves["sqrt_kl"]),
+                                  strict=True):
+            series[f"β = {beta:g}"] = (curves["steps"], values)
+    _write_png(out / "overoptimisation-by-iteration.png", line_panels(list(by_iteration.items()), "iteration"))
     atomic_write_json(out / "summary.json", summary)
     for name, curves in summary.items():
         for key, curve in curves["rewards"].items():

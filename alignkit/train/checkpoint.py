@@ -28,9 +28,6 @@ class _TiedWeightNotice(logging.Filter):
         return "Removed shared tensor" not in record.getMessage()
 
 
-logging.getLogger("accelerate.utils.other").addFilter(_TiedWeightNotice())
-
-
 def checkpoint_dir(run_dir: Path) -> Path:
     return Path(run_dir) / "checkpoints"
 
@@ -42,7 +39,12 @@ def save_checkpoint(accelerator: Accelerator, run_dir: Path, step: int, keep: in
     if accelerator.is_main_process:
         shutil.rmtree(partial, ignore_errors=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(partial))
+    notice, accelerate_logger = _TiedWeightNotice(), logging.getLogger("accelerate.utils.other")
+    accelerate_logger.addFilter(notice)
+    try:
+        accelerator.save_state(str(partial))
+    finally:
+        accelerate_logger.removeFilter(notice)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         (partial / "trainer.json").write_text(json.dumps({"step": step}))

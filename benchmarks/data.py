@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from alignkit.config import DataConfig
 from alignkit.data.comparisons import drop_identical_pairs, pair_group
 from alignkit.data.prepare import load_split, tokenize_records
-from alignkit.data.tokenize import IGNORE_INDEX, tokenize_demonstration
+from alignkit.data.tokenize import tokenize_demonstration
 from alignkit.errors import DataError
 from alignkit.rl.generation import prompt_token_rows
+from alignkit.tensors import IGNORE_INDEX
 from benchmarks.spec import BATCH, MAX_LENGTH, RL_NEW_TOKENS, RL_PROMPTS, SEED
 
 SOURCES = {"sft": "alpaca-seed", "rm": "hh-rlhf-harmless", "dpo": "hh-rlhf-harmless", "grpo": "gsm8k",

@@ -11,8 +11,9 @@ from alignkit.data.collate import collate
 from alignkit.data.packing import PackedRow, concatenate, pack_examples
 from alignkit.data.readers import read_rows
 from alignkit.data.sources import DATASETS
-from alignkit.data.tokenize import IGNORE_INDEX, TokenizedExample, tokenize_demonstration
+from alignkit.data.tokenize import TokenizedExample, tokenize_demonstration
 from alignkit.errors import DataError
+from alignkit.tensors import IGNORE_INDEX
 
 
 def example(ids, labels=None):

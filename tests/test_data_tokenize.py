@@ -7,8 +7,9 @@ import pytest
 from alignkit.data.readers import read_rows
 from alignkit.data.records import Demonstration
 from alignkit.data.sources import DATASETS
-from alignkit.data.tokenize import IGNORE_INDEX, tokenize_demonstration, tokenize_prompt
+from alignkit.data.tokenize import tokenize_demonstration, tokenize_prompt
 from alignkit.errors import AlignkitError, DataError
+from alignkit.tensors import IGNORE_INDEX
 
 
 def real_record(data_dir, name, kind, index):

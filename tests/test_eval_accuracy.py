@@ -10,7 +10,7 @@ from helpers import write_jsonl
 from alignkit.cli import main
 from alignkit.config import RLConfig, load_config, to_dict
 from alignkit.evaluate.accuracy import accuracy_problems, wilson_interval
-from alignkit.feedback.checkers import gsm8k_correct
+from alignkit.rl.checkers import gsm8k_correct
 
 
 @pytest.mark.parametrize(("correct", "n", "expected"), [

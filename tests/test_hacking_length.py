@@ -11,8 +11,8 @@ from alignkit.evaluate.length_bias import (
     length_matched_win_rate,
     reward_length_correlation,
 )
-from alignkit.evaluate.reward_metrics import pearson
 from alignkit.evaluate.winrate import win_rate
+from alignkit.tensors import pearson
 
 
 def reference_pearson(x, y):

@@ -17,10 +17,9 @@ from alignkit.losses.preference import (
     kto_loss,
     log1mexp,
     orpo_loss,
-    sequence_logprobs,
     simpo_loss,
 )
-from alignkit.losses.sft import IGNORE_INDEX
+from alignkit.tensors import IGNORE_INDEX, sequence_logprobs
 
 N = 25
 

@@ -4,7 +4,8 @@ import math
 
 import torch
 
-from alignkit.losses.sft import IGNORE_INDEX, masked_token_correct, masked_token_nll
+from alignkit.losses.sft import masked_token_correct, masked_token_nll
+from alignkit.tensors import IGNORE_INDEX
 
 
 def reference_nll(logits, labels):

@@ -35,8 +35,8 @@ def test_logits_at_listed_positions_match_the_full_forward(tiny_model_dir, lora)
 
 
 def test_the_sft_step_loss_equals_the_full_logits_loss(tiny_model_dir):
-    from alignkit.data.tokenize import IGNORE_INDEX
     from alignkit.losses.sft import masked_token_correct, masked_token_nll
+    from alignkit.tensors import IGNORE_INDEX
     from alignkit.train.sft import SFTStep
 
     torch.manual_seed(0)

@@ -8,16 +8,15 @@ import torch
 from alignkit.evaluate.reward_metrics import (
     average_ranks,
     calibration_bins,
-    combine_ensemble,
     expected_calibration_error,
     length_diagnostics,
-    length_residual,
     length_residual_fit,
     mean_margin,
     pairwise_accuracy,
     pairwise_ece,
     spearman,
 )
+from alignkit.models.combine import combine_ensemble, length_residual
 
 
 def reference_accuracy(c, r):

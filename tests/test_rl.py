@@ -14,15 +14,15 @@ from helpers import WORDS, word_policy, write_jsonl
 from alignkit.config import ModelConfig, RLConfig, RLSettings, load_config
 from alignkit.data.records import Prompt
 from alignkit.errors import AlignkitError, ConfigError
-from alignkit.feedback.checkers import extract_answer, gsm8k_correct
-from alignkit.losses.preference import token_logprobs
 from alignkit.models import load_causal_lm
 from alignkit.models.reference import logprobs_from
 from alignkit.rl.advantages import gae, group_advantages, per_token_rewards, rloo_advantages
+from alignkit.rl.checkers import extract_answer, gsm8k_correct
 from alignkit.rl.generation import Completion
 from alignkit.rl.kl import kl_estimate
 from alignkit.rl.rewards import FunctionReward, GSM8KReward
 from alignkit.rl.rollout import RolloutRow, collate_rollouts, compute_advantages, pad_responses, response_frame
+from alignkit.tensors import token_logprobs
 from alignkit.train.rl import check_rl_config, run_rl
 
 

@@ -5,15 +5,8 @@ import math
 import pytest
 import torch
 
-from alignkit.rl.advantages import (
-    gae,
-    group_advantages,
-    masked_mean,
-    masked_var,
-    masked_whiten,
-    per_token_rewards,
-    rloo_advantages,
-)
+from alignkit.rl.advantages import gae, group_advantages, per_token_rewards, rloo_advantages
+from alignkit.tensors import masked_mean, masked_var, masked_whiten
 
 B, T = 5, 7
 

@@ -11,11 +11,11 @@ from test_reward_model import rm_config
 from alignkit.config import DPOConfig, LoraConfig, ModelConfig, load_config
 from alignkit.data.collate import collate
 from alignkit.data.shared_prefix import collate_shared_prefix, shared_prefix_length
-from alignkit.data.tokenize import IGNORE_INDEX, TokenizedExample
-from alignkit.losses.preference import gathered_sequence_logprobs, sequence_logprobs
+from alignkit.data.tokenize import TokenizedExample
 from alignkit.models import load_causal_lm
 from alignkit.models.reference import model_sequence_logprobs
 from alignkit.models.reward import load_reward_model
+from alignkit.tensors import IGNORE_INDEX, gathered_sequence_logprobs, sequence_logprobs
 from alignkit.train.preference import run_dpo
 from alignkit.train.reward import run_rm
 

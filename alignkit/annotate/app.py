@@ -15,19 +15,15 @@ the login form uses a double-submit cookie instead, as there is no session yet.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
-from sqlalchemy.orm import Session
-from starlette.datastructures import FormData
 
+from alignkit.annotate import routes_admin, routes_annotate, routes_simulator
 from alignkit.annotate.db import DEFAULT_DB, User, open_database
+from alignkit.annotate.dependencies import DB, HERE, CsrfUser, CurrentUser, Forbidden, Form, NotSignedIn, render
 from alignkit.annotate.labels import LabelError
 from alignkit.annotate.security import (
     SESSION_COOKIE,
@@ -38,101 +34,12 @@ from alignkit.annotate.security import (
     verify_password,
 )
 
-HERE = Path(__file__).parent
-TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
 LOGIN_CSRF_COOKIE = "alignkit_login_csrf"
-
-
-class NotSignedIn(Exception):
-    """Raised by :func:`current_user`: 401 for the API, a redirect to /login for pages."""
-
-
-class Forbidden(Exception):
-    """Raised when a signed-in user lacks the role a route needs (403)."""
-
-
-def get_db(request: Request) -> Iterator[Session]:
-    with request.app.state.sessions() as session:
-        yield session
-
-
-DB = Annotated[Session, Depends(get_db)]
-
-
-def current_user(request: Request, db: DB) -> User:
-    """The signed-in user (the session's CSRF token is left in ``request.state.csrf``)."""
-    data = request.app.state.signer.read(request.cookies.get(SESSION_COOKIE))
-    user = db.get(User, data["uid"]) if data else None
-    if user is None:
-        raise NotSignedIn
-    request.state.csrf = data["csrf"]
-    return user
-
-
-CurrentUser = Annotated[User, Depends(current_user)]
-
-
-def _require_admin(user: User) -> User:
-    if user.role != "admin":
-        raise Forbidden
-    return user
-
-
-def admin_user(user: CurrentUser) -> User:
-    return _require_admin(user)
-
-
-AdminUser = Annotated[User, Depends(admin_user)]
-
-
-async def csrf_protect(request: Request, user: CurrentUser) -> User:
-    """The signed-in user, after checking the request carries their session's CSRF token (else 403)."""
-    given = request.headers.get("x-csrf-token")
-    if given is None and "form" in request.headers.get("content-type", ""):
-        given = (await request.form()).get("csrf_token")
-    if not csrf_matches(request.state.csrf, given):
-        raise Forbidden
-    return user
-
-
-CsrfUser = Annotated[User, Depends(csrf_protect)]
-
-
-def admin_csrf(user: CsrfUser) -> User:
-    return _require_admin(user)
-
-
-AdminCsrf = Annotated[User, Depends(admin_csrf)]
-
-
-async def read_form(request: Request) -> FormData:
-    """The parsed form body, read on the event loop so the (sync) route can use it from its thread."""
-    return await request.form()
-
-
-async def read_json(request: Request) -> Any:
-    """The JSON body; LabelError(400) when it is not JSON."""
-    try:
-        return await request.json()
-    except ValueError:
-        raise LabelError(400, "expected a JSON body") from None
-
-
-Form = Annotated[FormData, Depends(read_form)]
-JsonBody = Annotated[Any, Depends(read_json)]
-
-
-def render(request: Request, name: str, status_code: int = 200, **context) -> Response:
-    """A page from ``templates/`` with the CSRF token (when signed in) in its context."""
-    context.setdefault("csrf_token", getattr(request.state, "csrf", ""))
-    return TEMPLATES.TemplateResponse(request, name, context, status_code=status_code)
 
 
 def create_app(db_url: str = DEFAULT_DB, simulator_model: str = "smollm2-135m") -> FastAPI:
     """The annotation app over the database at ``db_url`` (migrated on creation); the simulator page
     uses ``simulator_model`` (loaded on its first use)."""
-    from alignkit.annotate import routes_admin, routes_annotate, routes_simulator
-
     app = FastAPI(title="alignkit annotate", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sessions = open_database(db_url)
     app.state.simulator_model, app.state.simulator = simulator_model, None

@@ -13,8 +13,8 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from alignkit.annotate.app import DB, AdminCsrf, AdminUser, Form, render
 from alignkit.annotate.db import TASK_KINDS, Item, Label, Project, User
+from alignkit.annotate.dependencies import DB, AdminCsrf, AdminUser, Form, render
 from alignkit.annotate.export import AGGREGATES, FORMATS, export_records, to_jsonl
 from alignkit.annotate.importing import get_or_create_project, import_text
 from alignkit.annotate.labels import LabelError, assign_items

@@ -15,8 +15,8 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alignkit.annotate.app import DB, CsrfUser, CurrentUser, Form, JsonBody, render
 from alignkit.annotate.db import Assignment, GuidelinesSeen, Item, Label, Project, User
+from alignkit.annotate.dependencies import DB, CsrfUser, CurrentUser, Form, JsonBody, render
 from alignkit.annotate.labels import (
     CRITERIA,
     LabelError,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from alignkit.annotate.app import CsrfUser, CurrentUser, Form, render
+from alignkit.annotate.dependencies import CsrfUser, CurrentUser, Form, render
 from alignkit.errors import AlignkitError
 
 router = APIRouter()

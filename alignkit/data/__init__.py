@@ -20,11 +20,10 @@ from alignkit.data.records import (
     as_messages,
 )
 from alignkit.data.sources import DATASETS, LoadedRecords, data_root, load_records
-from alignkit.data.tokenize import IGNORE_INDEX, TokenizedExample, tokenize_demonstration, tokenize_prompt
+from alignkit.data.tokenize import TokenizedExample, tokenize_demonstration, tokenize_prompt
 
 __all__ = [
     "DATASETS",
-    "IGNORE_INDEX",
     "RECORD_TYPES",
     "Demonstration",
     "LoadedRecords",

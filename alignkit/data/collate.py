@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from alignkit.data.packing import PackedRow
-from alignkit.data.tokenize import IGNORE_INDEX, TokenizedExample
+from alignkit.data.tokenize import TokenizedExample
+from alignkit.tensors import IGNORE_INDEX
 
 
 def collate(rows: list[TokenizedExample | PackedRow], pad_token_id: int) -> dict[str, torch.Tensor]:

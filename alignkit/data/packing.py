@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from alignkit.data.tokenize import IGNORE_INDEX, TokenizedExample
+from alignkit.data.tokenize import TokenizedExample
 from alignkit.errors import DataError
+from alignkit.tensors import IGNORE_INDEX
 
 
 @dataclasses.dataclass

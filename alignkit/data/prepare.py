@@ -6,14 +6,11 @@ Skipped records (``on_error: skip``) and truncated examples are counted and prin
 from collections.abc import Callable
 from typing import Any
 
-from rich.console import Console
-
 from alignkit.config import DataConfig
+from alignkit.console import console
 from alignkit.data.sources import load_records
 from alignkit.data.split import holdout_split
 from alignkit.errors import DataError
-
-console = Console(stderr=True)
 
 
 def load_split(data: DataConfig, kind: str, *, seed: int) -> tuple[list, list]:

@@ -26,7 +26,8 @@ from collections.abc import Sequence
 
 import torch
 
-from alignkit.data.tokenize import IGNORE_INDEX, TokenizedExample
+from alignkit.data.tokenize import TokenizedExample
+from alignkit.tensors import IGNORE_INDEX
 
 
 def shared_prefix_length(sequences: Sequence[TokenizedExample]) -> int:

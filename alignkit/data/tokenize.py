@@ -18,7 +18,7 @@ import dataclasses
 
 from alignkit.data.records import Demonstration
 from alignkit.errors import AlignkitError, DataError
-from alignkit.losses.sft import IGNORE_INDEX  # the label of positions left out of the loss
+from alignkit.tensors import IGNORE_INDEX  # the label of positions left out of the loss
 
 LOSS_ON = ("all_assistant", "last_assistant")
 

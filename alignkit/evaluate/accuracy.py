@@ -1,7 +1,7 @@
 """``alignkit eval gsm8k``: how often a policy's reply to a problem with a known answer is right.
 
 The problems are :class:`~alignkit.data.records.Prompt` records with a reference ``answer`` (GSM8K's
-final number); a reply is right when :func:`~alignkit.feedback.checkers.gsm8k_correct` says so. The
+final number); a reply is right when :func:`~alignkit.rl.checkers.gsm8k_correct` says so. The
 interval is Wilson's score interval for a binomial proportion.
 """
 
@@ -15,14 +15,14 @@ from pathlib import Path
 import torch
 
 from alignkit.config import GenerationConfig, to_dict
+from alignkit.console import console, summary_table
 from alignkit.data.records import Prompt
 from alignkit.data.sources import load_records
 from alignkit.errors import AlignkitError
 from alignkit.evaluate.held_out import held_out_records
-from alignkit.feedback.checkers import extract_answer, gsm8k_correct
 from alignkit.io import atomic_write_json, atomic_write_text
+from alignkit.rl.checkers import extract_answer, gsm8k_correct
 from alignkit.rl.generation import load_policy_generator
-from alignkit.train.reporting import console, summary_table
 
 
 def wilson_interval(correct: int, n: int, z: float = 1.959964) -> tuple[float, float]:

@@ -21,6 +21,7 @@ import torch
 from rich.table import Table
 
 from alignkit.config import GenerationConfig, to_dict
+from alignkit.console import console
 from alignkit.errors import AlignkitError
 from alignkit.evaluate.best_of_n import best_of_n_kl, expected_best_of_n, select_best_of_n
 from alignkit.evaluate.document import fmt
@@ -28,7 +29,6 @@ from alignkit.evaluate.side_by_side import check_reward_folder, default_device, 
 from alignkit.io import atomic_write_json
 from alignkit.models.scorer import RewardScorer
 from alignkit.rl.generation import Completion
-from alignkit.train.reporting import console
 
 CURVE_COLUMNS = (("n", "n"), ("KL", "kl"), ("√KL", "sqrt_kl"), ("proxy", "proxy"), ("gold", "gold"))
 """Header and key of each column of the best-of-n curve's table."""

@@ -6,7 +6,7 @@ one of them over-rewards, so disagreement that grows over RL training is a sign 
 "Helping or herding? Reward model ensembles mitigate but do not eliminate reward hacking").
 
 The spread is the population standard deviation across members (divisor M), as in
-:func:`~alignkit.evaluate.reward_metrics.combine_ensemble`.
+:func:`~alignkit.models.combine.combine_ensemble`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from alignkit.evaluate.reward_metrics import combine_ensemble
+from alignkit.models.combine import combine_ensemble
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from pathlib import Path
 import torch
 
 from alignkit.config import GenerationConfig, to_dict
+from alignkit.console import console, summary_table
 from alignkit.data.readers import read_rows
 from alignkit.data.sources import load_records
 from alignkit.errors import AlignkitError, DataError
@@ -50,7 +51,6 @@ from alignkit.evaluate.sycophancy import SycophancyProbe, agreement_rate
 from alignkit.evaluate.training_curves import rl_curve_diagnostics
 from alignkit.evaluate.winrate import win_rate
 from alignkit.io import atomic_write_json
-from alignkit.train.reporting import console, summary_table
 
 LENGTH_RATIO = 1.1
 """Two replies have matched lengths when the longer is at most this many times the shorter."""

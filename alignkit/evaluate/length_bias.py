@@ -19,8 +19,9 @@ from dataclasses import dataclass
 
 import torch
 
-from alignkit.evaluate.reward_metrics import Numbers, float64_vector, pearson, spearman
+from alignkit.evaluate.reward_metrics import spearman
 from alignkit.evaluate.winrate import WinRate, win_rate
+from alignkit.tensors import Numbers, float64_vector, pearson
 
 
 def _same_size(*vectors: torch.Tensor) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from alignkit.evaluate.reward_metrics import Numbers, float64_vector
+from alignkit.tensors import Numbers, float64_vector
 
 GAO_FORMS = ("bon", "rl")
 

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alignkit.console import console
 from alignkit.evaluate import plots
 from alignkit.evaluate.best_of_n_eval import CURVE_COLUMNS, curve_rows
 from alignkit.evaluate.document import Document, SampleCell, clip, fmt
 from alignkit.evaluate.hacking import headline
 from alignkit.evaluate.run_folder import Evaluation, RunFolder, load_run
 from alignkit.io import atomic_write_text
-from alignkit.train.reporting import console
 
 SECTIONS = ("Training curves", "Evaluation before and after", "Samples", "Win rates", "Reward-hacking diagnostics")
 

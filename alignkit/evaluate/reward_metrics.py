@@ -1,43 +1,24 @@
 """Reward-model evaluation: accuracy, calibration, rank correlation, length bias and ensembles.
 
 Scores come in as torch tensors or plain sequences of numbers; the metrics come out as Python
-floats (or dicts of them), computed in float64 on the CPU. The tensor-valued helpers at the end
-(:func:`combine_ensemble`, :func:`length_residual`) are used while scoring rollouts in RL.
+floats (or dicts of them), computed in float64 on the CPU. How a scorer combines its members' rewards
+and removes their length trend is :mod:`alignkit.models.combine`; :func:`length_residual_fit` fits that trend.
 """
-
-from collections.abc import Sequence
 
 import torch
 
-Numbers = torch.Tensor | Sequence[float]
-
-ENSEMBLE_RULES = ("mean", "min", "mean_minus_std")
-
-
-def float64_vector(values: Numbers) -> torch.Tensor:
-    """A detached 1-D float64 CPU copy of a tensor or a sequence of numbers."""
-    if isinstance(values, torch.Tensor):
-        return values.detach().to("cpu", torch.float64).reshape(-1)
-    return torch.tensor(list(values), dtype=torch.float64)
-
-
-def _pair(first: Numbers, second: Numbers) -> tuple[torch.Tensor, torch.Tensor]:
-    """Both inputs as float64 vectors; raises ValueError unless they are non-empty and equally long."""
-    a, b = float64_vector(first), float64_vector(second)
-    if a.numel() != b.numel() or a.numel() == 0:
-        raise ValueError(f"expected two non-empty sequences of equal length, got {a.numel()} and {b.numel()}")
-    return a, b
+from alignkit.tensors import Numbers, float64_pair, float64_vector, pearson
 
 
 def pairwise_accuracy(chosen: Numbers, rejected: Numbers) -> float:
     """Share of pairs where the chosen reward is higher: mean of [r_c > r_r] + ½·[r_c = r_r]."""
-    c, r = _pair(chosen, rejected)
+    c, r = float64_pair(chosen, rejected)
     return float(((c > r).double() + 0.5 * (c == r).double()).mean())
 
 
 def mean_margin(chosen: Numbers, rejected: Numbers) -> float:
     """Mean reward gap, mean of r_c - r_r."""
-    c, r = _pair(chosen, rejected)
+    c, r = float64_pair(chosen, rejected)
     return float((c - r).mean())
 
 
@@ -46,7 +27,7 @@ def calibration_bins(probs: Numbers, outcomes: Numbers, bins: int = 10) -> list[
 
     Bins are equal-width over [0, 1]: bin b holds b/B <= p < (b+1)/B, the last one also p = 1.
     """
-    p, y = _pair(probs, outcomes)
+    p, y = float64_pair(probs, outcomes)
     index = torch.clamp((p * bins).floor().long(), 0, bins - 1)
     rows = []
     for b in range(bins):
@@ -84,7 +65,7 @@ def pairwise_ece(chosen: Numbers, rejected: Numbers, bins: int = 10) -> float:
     [0, 1], and the result is the same whether the model is read as predicting "chosen is better"
     or "rejected is better".
     """
-    c, r = _pair(chosen, rejected)
+    c, r = float64_pair(chosen, rejected)
     p = torch.sigmoid(c - r)
     probs = torch.cat([p, 1.0 - p])
     outcomes = torch.cat([torch.ones_like(p), torch.zeros_like(p)])
@@ -98,22 +79,12 @@ def average_ranks(values: Numbers) -> torch.Tensor:
     return (last - (counts.double() - 1.0) / 2.0)[inverse]
 
 
-def pearson(x: Numbers, y: Numbers) -> float:
-    """Pearson's correlation  Σ(x - x̄)(y - ȳ) / sqrt(Σ(x - x̄)² Σ(y - ȳ)²);  NaN when x or y is constant."""
-    a, b = _pair(x, y)
-    a, b = a - a.mean(), b - b.mean()
-    denominator = torch.sqrt((a * a).sum() * (b * b).sum())
-    if denominator == 0:
-        return float("nan")
-    return float((a * b).sum() / denominator)
-
-
 def spearman(x: Numbers, y: Numbers) -> float:
     """Spearman's rank correlation: the Pearson correlation of the average ranks of x and y.
 
     NaN when either input is constant (the correlation is undefined), as in scipy.
     """
-    a, b = _pair(x, y)
+    a, b = float64_pair(x, y)
     return pearson(average_ranks(a), average_ranks(b))
 
 
@@ -138,8 +109,8 @@ def length_diagnostics(
 
     Pairs of equal length are left out of both rates (NaN if no pair is left).
     """
-    c, r = _pair(chosen_reward, rejected_reward)
-    lc, lr = _pair(chosen_len, rejected_len)
+    c, r = float64_pair(chosen_reward, rejected_reward)
+    lc, lr = float64_pair(chosen_len, rejected_len)
     if lc.numel() != c.numel():
         raise ValueError(f"got {c.numel()} reward pairs but {lc.numel()} length pairs")
     differ = lc != lr
@@ -168,29 +139,6 @@ def length_diagnostics(
     }
 
 
-def combine_ensemble(scores: torch.Tensor, rule: str, lam: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Combine the rewards of M ensemble members for N samples, (M, N) → ((N,) combined, (N,) spread).
-
-        mean:            R = mean_m r_m
-        min:             R = min_m r_m                  (worst-case optimisation)
-        mean_minus_std:  R = mean_m r_m - λ · std_m r_m (uncertainty-weighted optimisation)
-
-    Coste et al. 2023, "Reward model ensembles help mitigate overoptimization". The spread is the
-    population standard deviation over members (divisor M, not M - 1), also used by mean_minus_std.
-    """
-    if rule not in ENSEMBLE_RULES:
-        raise ValueError(f"unknown ensemble rule {rule!r}; expected one of {', '.join(ENSEMBLE_RULES)}")
-    if scores.dim() != 2:
-        raise ValueError(f"expected scores of shape (members, samples), got {tuple(scores.shape)}")
-    mean = scores.mean(dim=0)
-    spread = scores.std(dim=0, correction=0)
-    if rule == "mean":
-        return mean, spread
-    if rule == "min":
-        return scores.min(dim=0).values, spread
-    return mean - lam * spread, spread
-
-
 def length_residual_fit(rewards: Numbers, lengths: Numbers) -> tuple[float, float]:
     """Ordinary least squares fit reward ≈ slope · length + intercept; returns (slope, intercept).
 
@@ -198,20 +146,10 @@ def length_residual_fit(rewards: Numbers, lengths: Numbers) -> tuple[float, floa
 
     Raises ValueError when all lengths are equal (the slope is undefined).
     """
-    r, length = _pair(rewards, lengths)
+    r, length = float64_pair(rewards, lengths)
     centred = length - length.mean()
     spread = (centred * centred).sum()
     if spread == 0:
         raise ValueError("cannot fit reward against length: all lengths are equal")
     slope = float((centred * (r - r.mean())).sum() / spread)
     return slope, float(r.mean()) - slope * float(length.mean())
-
-
-def length_residual(rewards: torch.Tensor, lengths: torch.Tensor, slope: float, intercept: float) -> torch.Tensor:
-    """The length-normalised reward r - (slope · length + intercept), in the rewards' dtype.
-
-    Fit slope and intercept once with :func:`length_residual_fit` on reference samples, then score
-    RL rollouts with the residual, so the policy gains nothing from length alone (Singhal et al.
-    2023, "A long way to go: investigating length correlations in RLHF").
-    """
-    return rewards - (slope * lengths.to(rewards.dtype) + intercept)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from alignkit.config import GenerationConfig, to_dict
+from alignkit.console import console, summary_table
 from alignkit.data.records import Demonstration
 from alignkit.data.sources import load_records
 from alignkit.errors import AlignkitError
@@ -31,7 +32,6 @@ from alignkit.evaluate.side_by_side import (
     write_rows,
 )
 from alignkit.io import atomic_write_json
-from alignkit.train.reporting import console, summary_table
 
 
 @dataclass(frozen=True)

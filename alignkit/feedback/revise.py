@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from alignkit.config import GenerationConfig
+from alignkit.console import console, summary_table
 from alignkit.errors import AlignkitError
 from alignkit.feedback.backends import FeedbackBackend
 from alignkit.feedback.config import CAIReviseConfig
@@ -38,7 +39,6 @@ from alignkit.feedback.runs import (
     write_jsonl,
 )
 from alignkit.io import atomic_write_json
-from alignkit.train.reporting import console, summary_table
 
 
 def revise_chunk(

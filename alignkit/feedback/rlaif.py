@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from alignkit.config import GenerationConfig
+from alignkit.console import console, summary_table
 from alignkit.errors import AlignkitError, ConfigError
 from alignkit.feedback.backends import FeedbackBackend
 from alignkit.feedback.config import CAILabelConfig, LabelSettings
@@ -43,7 +44,6 @@ from alignkit.feedback.runs import (
     write_jsonl,
 )
 from alignkit.io import atomic_write_json
-from alignkit.train.reporting import console, summary_table
 
 
 def label_chunk(

@@ -10,14 +10,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from alignkit.config import DataConfig, to_dict
+from alignkit.console import progress_bar
 from alignkit.data.prepare import load_split
 from alignkit.feedback.backends import build_backend
 from alignkit.feedback.config import FeedbackDataConfig
 from alignkit.io import atomic_write_text
-from alignkit.train.reporting import console
 
 
 def prepare_output(config) -> Path:
@@ -51,9 +50,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 @contextmanager
 def progress(description: str, total: int) -> Iterator:
     """A progress bar over ``total`` items; yields ``advance(n)``."""
-    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TextColumn("ETA"), TimeRemainingColumn(), console=console)
-    with bar:
+    with progress_bar() as bar:
         task = bar.add_task(description, total=total)
         yield lambda n: bar.advance(task, n)
 

@@ -20,7 +20,7 @@ over the whole optimizer step (all micro-batches and processes) by the units of 
 
 import torch
 
-from alignkit.rl.advantages import masked_mean
+from alignkit.tensors import masked_mean
 
 AGGREGATIONS = ("token_mean", "sequence_mean", "constant")
 

@@ -27,66 +27,6 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from alignkit.losses.sft import IGNORE_INDEX, shift_for_next_token
-
-
-def token_logprobs(
-    logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX, temperature: float = 1.0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-token log π(label_{t+1} | tokens ≤ t) and the mask of labelled positions, each (B, T - 1).
-
-        logp_t = log softmax(logits_t / temperature)[label_{t+1}]     (0 where label_{t+1} = ignore)
-
-    logits: (B, T, V); labels: (B, T). ``temperature`` is the sampling temperature the tokens were drawn
-    with, so the log-probabilities are those of the sampling distribution. The chosen logit is gathered
-    and the log-partition subtracted, so no (B, T, V) log-softmax tensor is kept; in at least float32.
-    """
-    logits, labels = shift_for_next_token(logits, labels)
-    mask = labels != ignore_index
-    targets = torch.where(mask, labels, torch.zeros_like(labels)).unsqueeze(-1)
-    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
-    if temperature != 1.0:
-        logits = logits / temperature
-    logps = logits.gather(-1, targets).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-    return logps * mask, mask
-
-
-def sequence_logprobs(
-    logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX, average: bool = False
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sequence log π(y | x) over labelled positions, and the number of labelled tokens, each (B,).
-
-        log π(y | x) = Σ_{t: label_{t+1} ≠ ignore} log softmax(logits_t)[label_{t+1}]
-
-    logits: (B, T, V); labels: (B, T). With ``average`` the sum is divided by the token count (a
-    sequence without labelled tokens gives 0). See :func:`token_logprobs`.
-    """
-    logps, mask = token_logprobs(logits, labels, ignore_index)
-    total = logps.sum(-1)
-    count = mask.sum(-1)
-    if average:
-        total = total / count.clamp(min=1)
-    return total, count
-
-
-def gathered_sequence_logprobs(
-    logits: torch.Tensor, tokens: torch.Tensor, sequences: torch.Tensor, num_sequences: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sequence Σ log π of listed tokens, and their counts, each (num_sequences,).
-
-        log π(y_s) = Σ_{n: sequences[n] = s} log softmax(logits[n])[tokens[n]]
-
-    logits: (N, V), the logits that predict each listed token (the layout of
-    :mod:`alignkit.data.shared_prefix`, computed at those positions only); tokens, sequences: (N,).
-    In at least float32.
-    """
-    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
-    logps = logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-    totals = torch.zeros(num_sequences, dtype=logps.dtype, device=logps.device).index_add(0, sequences, logps)
-    counts = torch.zeros(num_sequences, dtype=torch.long, device=logps.device).index_add(
-        0, sequences, torch.ones_like(sequences))
-    return totals, counts
-
 
 def log_ratio_difference(
     policy_chosen: torch.Tensor,

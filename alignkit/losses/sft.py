@@ -13,12 +13,7 @@ how the global batch was split.
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = -100
-
-
-def shift_for_next_token(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Align position t's logits with token t+1: returns logits[:, :-1] and labels[:, 1:]."""
-    return logits[:, :-1, :], labels[:, 1:]
+from alignkit.tensors import IGNORE_INDEX
 
 
 def next_token_targets(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

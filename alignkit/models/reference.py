@@ -27,8 +27,8 @@ from safetensors.torch import save as safetensors_bytes
 
 from alignkit.data.collate import collate
 from alignkit.io import atomic_write_bytes
-from alignkit.losses.preference import gathered_sequence_logprobs, sequence_logprobs, token_logprobs
 from alignkit.models.output_layer import logits_at
+from alignkit.tensors import gathered_sequence_logprobs, sequence_logprobs, token_logprobs
 
 CACHE_FILE = "reference_logps.safetensors"
 

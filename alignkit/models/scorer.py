@@ -11,11 +11,11 @@ import torch
 from alignkit.data.collate import collate
 from alignkit.data.comparisons import tokenize_response
 from alignkit.data.records import as_messages
-from alignkit.data.tokenize import IGNORE_INDEX
 from alignkit.errors import AlignkitError, DataError
-from alignkit.evaluate.reward_metrics import combine_ensemble, length_residual
+from alignkit.models.combine import combine_ensemble, length_residual
 from alignkit.models.loading import load_tokenizer
 from alignkit.models.reward import ensemble_members, load_trained_reward_model
+from alignkit.tensors import IGNORE_INDEX
 
 
 class RewardScorer:

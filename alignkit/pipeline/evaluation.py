@@ -22,13 +22,13 @@ from pathlib import Path
 import yaml
 
 from alignkit.config import GenerationConfig, to_dict
+from alignkit.console import console
 from alignkit.evaluate.hacking import evaluate_hacking, print_hacking
 from alignkit.evaluate.report import write_html_report
 from alignkit.evaluate.reward_eval import evaluate_reward_model, write_report
 from alignkit.evaluate.winrate import winrate_prompts
 from alignkit.io import atomic_write_json, atomic_write_text
 from alignkit.pipeline.config import PipelineConfig
-from alignkit.train.reporting import console
 
 POLICIES = ("ppo", "dpo")
 BASELINE = "sft"

@@ -25,10 +25,10 @@ import yaml
 from rich.table import Table
 
 from alignkit.config import to_dict
+from alignkit.console import console
 from alignkit.errors import AlignkitError, ConfigError
 from alignkit.pipeline.config import PipelineConfig
 from alignkit.pipeline.stages import STAGE_BY_NAME, STAGES, Stage, wired
-from alignkit.train.reporting import console
 from alignkit.train.rl import check_rl_config
 
 

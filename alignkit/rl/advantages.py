@@ -10,7 +10,8 @@ episode ends at the last valid token. Every output is 0 where the mask is 0.
     GAE                (Schulman et al. 2016, "High-Dimensional Continuous Control Using GAE", eq. 16)
                        δ_t = r_t + γ V_{t+1} - V_t,   V after the last valid token = 0
                        A_t = δ_t + γ λ A_{t+1},       returns G_t = A_t + V_t
-    whitening          A ← (A - mean) / sqrt(var + eps) over the valid tokens (TRL, OpenRLHF)
+    whitening          A ← (A - mean) / sqrt(var + eps) over the valid tokens (TRL, OpenRLHF;
+                       :func:`alignkit.tensors.masked_whiten`)
 
 Sequence-level estimators (GRPO, RLOO) take one scalar reward per completion, shape (N,), with the
 G completions of a prompt contiguous: prompt p owns indices p·G ... p·G + G - 1.
@@ -25,9 +26,7 @@ These are estimates, not losses: pass rewards and values that carry no gradient 
 
 import torch
 
-
-def _float_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return mask.to(torch.promote_types(like.dtype, torch.float32))
+from alignkit.tensors import float_mask
 
 
 def per_token_rewards(
@@ -41,7 +40,7 @@ def per_token_rewards(
     (Ouyang et al. 2022, eq. 2), spread over tokens as in their implementations. A row
     with no valid token is all zeros (its sequence reward is dropped).
     """
-    m = _float_mask(mask, kl)
+    m = float_mask(mask, kl)
     rewards = -kl_coef * kl.to(m.dtype) * m
     positions = torch.arange(1, mask.shape[1] + 1, device=mask.device)
     last = (m * positions).argmax(dim=1, keepdim=True)  # index of the last valid token
@@ -61,7 +60,7 @@ def gae(
     λ = 1 gives Monte-Carlo returns minus the value (G_t = discounted reward-to-go); λ = 0 gives the
     one-step TD error. Rewards and values at padded positions are ignored.
     """
-    m = _float_mask(mask, values)
+    m = float_mask(mask, values)
     rewards, values = rewards.to(m.dtype) * m, values.to(m.dtype) * m
     advantages = torch.zeros_like(values)
     next_value = torch.zeros_like(values[:, 0])
@@ -73,48 +72,6 @@ def gae(
         next_value = values[:, t]
         advantages[:, t] = next_advantage
     return advantages, (advantages + values) * m
-
-
-def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
-    """Mean of ``x`` over the positions where ``mask`` is set: Σ x·m / Σ m (0 when nothing is set).
-
-    Over all elements with ``dim=None`` (a scalar), else along ``dim``.
-    """
-    m = _float_mask(mask, x)
-    if dim is None:
-        return (x * m).sum() / m.sum().clamp(min=1.0)
-    return (x * m).sum(dim) / m.sum(dim).clamp(min=1.0)
-
-
-def masked_var(x: torch.Tensor, mask: torch.Tensor, unbiased: bool = True) -> torch.Tensor:
-    """Variance of ``x`` over all positions where ``mask`` is set, a scalar.
-
-    Σ m (x - x̄)² / n, times n / (n - 1) when ``unbiased`` (Bessel's correction; TRL's default).
-    Raises ValueError when there are fewer valid elements than the estimate needs (1, or 2 unbiased).
-    """
-    m = _float_mask(mask, x)
-    n = float(m.sum())
-    if n < (2 if unbiased else 1):
-        raise ValueError(f"masked_var needs at least {2 if unbiased else 1} valid elements, got {n:g}")
-    centred = x - masked_mean(x, m)
-    variance = (centred**2 * m).sum() / n
-    return variance * n / (n - 1) if unbiased else variance
-
-
-def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, eps: float = 1e-8) -> torch.Tensor:
-    """(x - mean) / sqrt(var + eps) over the valid positions, 0 on padding (TRL's and OpenRLHF's whitening).
-
-    The mean and the (unbiased) variance are taken over every valid element of the tensor, so the
-    statistics are those of this tensor only: whiten the whole rollout batch, not each micro-batch.
-    ``shift_mean=False`` adds the mean back (rescales without centring), as done for rewards; the
-    default centres, as done for advantages (CleanRL's ``norm_adv``).
-    """
-    m = _float_mask(mask, x)
-    mean, var = masked_mean(x, m), masked_var(x, m)
-    whitened = (x - mean) * torch.rsqrt(var + eps)
-    if not shift_mean:
-        whitened = whitened + mean
-    return whitened * m
 
 
 def _grouped(rewards: torch.Tensor, group_size: int) -> torch.Tensor:

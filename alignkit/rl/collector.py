@@ -20,14 +20,14 @@ import torch
 from alignkit.config import RLConfig
 from alignkit.data.records import Prompt
 from alignkit.errors import ConfigError
-from alignkit.evaluate.reward_metrics import pearson
 from alignkit.losses.ppo import entropy_from_logits, explained_variance
 from alignkit.models.reference import DisabledAdapter, FrozenCopy, logprobs_from, unwrapped
+from alignkit.processes import process_state
 from alignkit.rl.generation import Completion, HFGenerator, prompt_token_rows
 from alignkit.rl.kl import AdaptiveKLController, FixedKLController, kl_estimate
 from alignkit.rl.rewards import FunctionReward, RewardSource
 from alignkit.rl.rollout import RolloutRow, collate_rollouts, compute_advantages, pad_responses, response_frame
-from alignkit.train.engine import process_state
+from alignkit.tensors import pearson
 
 SAMPLES_FILE = "samples.jsonl"
 SAMPLES_PER_LOG = 4

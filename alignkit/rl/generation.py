@@ -15,7 +15,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from alignkit.config import GenerationConfig, ModelConfig
-from alignkit.data.prepare import console
+from alignkit.console import console
 from alignkit.data.tokenize import tokenize_prompt
 from alignkit.errors import AlignkitError
 from alignkit.models.loading import load_model_and_tokenizer, model_folder

@@ -16,7 +16,7 @@ import torch
 from alignkit.config import RewardSourceConfig
 from alignkit.data.records import Prompt
 from alignkit.errors import AlignkitError, ConfigError
-from alignkit.feedback.checkers import gsm8k_correct
+from alignkit.rl.checkers import gsm8k_correct
 from alignkit.rl.generation import Completion
 
 

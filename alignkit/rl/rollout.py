@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import torch
 
 from alignkit.config import RLSettings
-from alignkit.data.tokenize import IGNORE_INDEX
-from alignkit.rl.advantages import gae, group_advantages, masked_whiten, per_token_rewards, rloo_advantages
+from alignkit.rl.advantages import gae, group_advantages, per_token_rewards, rloo_advantages
 from alignkit.rl.kl import kl_estimate
+from alignkit.tensors import IGNORE_INDEX, masked_whiten
 
 PER_TOKEN = ("old_logps", "ref_logps", "advantages", "returns", "old_values")
 

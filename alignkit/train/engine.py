@@ -31,31 +31,21 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
-from accelerate import Accelerator, PartialState
+from accelerate import Accelerator
 from accelerate.utils import set_seed
 from transformers import get_scheduler
 
 from alignkit.config import TrainConfig
+from alignkit.console import console, summary_table
 from alignkit.errors import TrainingDiverged
 from alignkit.io import atomic_write_json
 from alignkit.models import save_model
+from alignkit.processes import cpu_only
 from alignkit.train.batching import BatchPlan
 from alignkit.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
-from alignkit.train.reporting import MetricsLog, console, progress_bar, summary_table
+from alignkit.train.reporting import MetricsLog, training_bar
 
 SCHEDULES = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
-
-
-def _without_gpu() -> bool:
-    # Without a GPU, cpu=True lets several processes (torchrun / accelerate launch) use gloo.
-    return not torch.cuda.is_available()
-
-
-def process_state() -> PartialState:
-    """The processes a run trains on, as the engine sets them up. Use this rather than ``PartialState()``
-    before the engine exists: the first construction of the shared state decides whether several
-    processes on a CPU-only machine form a gloo group, and a plain ``PartialState()`` leaves each alone."""
-    return PartialState(cpu=_without_gpu())
 
 
 @dataclass
@@ -130,7 +120,7 @@ class Engine:
     """Trains ``model`` on ``train_rows`` with ``step``; writes the run folder contract into ``run_dir``."""
 
     def __init__(self, model, tokenizer, step: Step, config: TrainConfig, run_dir: str | Path):
-        self.accelerator = Accelerator(cpu=_without_gpu())
+        self.accelerator = Accelerator(cpu=cpu_only())
         set_seed(config.seed)
         self.config, self.step, self.tokenizer = config, step, tokenizer
         self.run_dir = Path(run_dir)
@@ -201,7 +191,7 @@ class Engine:
         eval_before = self._initial_eval(evaluate if evaluate_at_start else None, log, resume)
         first_loss = last_loss = None
         tokens, began = 0, time.perf_counter()
-        with progress_bar(self.is_main) as bar:
+        with training_bar(self.is_main) as bar:
             task = bar.add_task(self.step.name, total=rounds, completed=start, loss="-", tps="-")
             for step in range(start, rounds):
                 metrics, step_tokens = train_round(step)

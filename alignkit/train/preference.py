@@ -19,9 +19,10 @@ from __future__ import annotations
 import torch
 
 from alignkit.config import DPOConfig, LoraConfig, PreferenceConfig
+from alignkit.console import console
 from alignkit.data.comparisons import drop_identical_pairs
 from alignkit.data.preference import collate_kto, collate_pairs, kto_rows, pair_rows
-from alignkit.data.prepare import console, load_split
+from alignkit.data.prepare import load_split
 from alignkit.errors import ConfigError
 from alignkit.losses.preference import (
     PAIRWISE_LOSSES,
@@ -42,7 +43,8 @@ from alignkit.models.reference import (
     sequence_logps,
     unwrapped,
 )
-from alignkit.train.engine import Engine, RowCountedStep, RunResult, StepOutput, process_state
+from alignkit.processes import process_state
+from alignkit.train.engine import Engine, RowCountedStep, RunResult, StepOutput
 from alignkit.train.run import load_stage_tokenizer, load_trainable_model, prepare_run_dir
 
 REFERENCE_FREE = ("orpo", "simpo")

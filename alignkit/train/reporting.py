@@ -1,4 +1,4 @@
-"""What a run shows and records: metrics.jsonl, optional TensorBoard, a progress bar, a summary table.
+"""What a run shows and records: metrics.jsonl, optional TensorBoard, a progress bar.
 
 Only the main process reports. ``metrics.jsonl`` holds one JSON object per logged step; on resume
 it is cut back to the checkpoint's step, so the file matches an uninterrupted run line for line.
@@ -8,20 +8,10 @@ import json
 import math
 from pathlib import Path
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
+from rich.progress import Progress, TextColumn
 
+from alignkit.console import progress_bar
 from alignkit.errors import AlignkitError
-
-console = Console(stderr=True)
 
 
 class MetricsLog:
@@ -65,26 +55,6 @@ def _tensorboard_writer(run_dir: Path):
     return SummaryWriter(str(Path(run_dir) / "tensorboard"))
 
 
-def progress_bar(enabled: bool) -> Progress:
+def training_bar(enabled: bool) -> Progress:
     """A bar with step count, loss, tokens/s, elapsed time and ETA."""
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"),
-        TextColumn("{task.fields[tps]} tok/s"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not enabled,
-    )
-
-
-def summary_table(title: str, rows: dict[str, object]) -> Table:
-    table = Table(title=title, show_header=False)
-    table.add_column(style="bold")
-    table.add_column(justify="right")
-    for key, value in rows.items():
-        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
-    return table
+    return progress_bar(TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[tps]} tok/s"), enabled=enabled)

@@ -28,12 +28,13 @@ from alignkit.models import load_causal_lm
 from alignkit.models.reference import DisabledAdapter, FrozenCopy, logprobs_from, unwrapped
 from alignkit.models.reward import ensemble_members
 from alignkit.models.value import ActorCritic, load_critic, value_head
-from alignkit.rl.advantages import masked_mean
+from alignkit.processes import process_state
 from alignkit.rl.collector import RolloutCollector
 from alignkit.rl.kl import kl_estimate
 from alignkit.rl.rewards import build_reward
 from alignkit.rl.rollout import collate_rollouts
-from alignkit.train.engine import Engine, RunResult, StepOutput, process_state
+from alignkit.tensors import masked_mean
+from alignkit.train.engine import Engine, RunResult, StepOutput
 from alignkit.train.run import load_stage_tokenizer, load_trainable_model, prepare_run_dir
 
 

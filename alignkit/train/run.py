@@ -6,11 +6,11 @@ import yaml
 from accelerate.utils import set_seed
 
 from alignkit.config import LoraConfig, ModelConfig, to_dict
+from alignkit.console import console
 from alignkit.errors import AlignkitError
 from alignkit.io import atomic_write_text
 from alignkit.models import apply_lora, load_causal_lm, load_tokenizer, resolve_model_path
 from alignkit.train.checkpoint import list_checkpoints
-from alignkit.train.reporting import console
 
 
 def prepare_run_dir(config, *, resume: bool) -> Path:

@@ -8,8 +8,9 @@ from alignkit.data.collate import collate
 from alignkit.data.packing import concatenate, pack_examples
 from alignkit.data.prepare import load_split, tokenize_records
 from alignkit.data.tokenize import tokenize_demonstration
-from alignkit.losses.sft import IGNORE_INDEX, next_token_targets, token_correct, token_nll
+from alignkit.losses.sft import next_token_targets, token_correct, token_nll
 from alignkit.models.output_layer import logits_at
+from alignkit.tensors import IGNORE_INDEX
 from alignkit.train.engine import Engine, RunResult, StepOutput
 from alignkit.train.run import load_stage_tokenizer, load_trainable_model, prepare_run_dir
 

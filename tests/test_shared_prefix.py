@@ -2,6 +2,8 @@
 log-probabilities, rewards and gradients of separate padded sequences, and DPO and reward models train
 the same with it as without."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from helpers import WORDS, planted_pairs, write_jsonl
@@ -14,6 +16,7 @@ from alignkit.data.shared_prefix import collate_shared_prefix, shared_prefix_len
 from alignkit.data.tokenize import IGNORE_INDEX, TokenizedExample
 from alignkit.losses.preference import gathered_sequence_logprobs, sequence_logprobs
 from alignkit.models import load_causal_lm
+from alignkit.models.attention import additive_mask, model_attention_mask
 from alignkit.models.reference import model_sequence_logprobs
 from alignkit.models.reward import load_reward_model
 from alignkit.train.preference import run_dpo
@@ -61,6 +64,21 @@ def test_gathered_logprobs_match_hand_values():
     assert counts.tolist() == [2, 1, 0]
 
 
+def test_the_mask_reaches_the_model_additive_in_its_dtype():
+    mask = torch.tensor([[[[True, False], [True, True]]]])
+    low = torch.finfo(torch.bfloat16).min
+    added = additive_mask(mask, torch.bfloat16)
+    assert added.dtype == torch.bfloat16 and added[0, 0].tolist() == [[0.0, low], [0.0, 0.0]]
+    padding = torch.ones(2, 3, dtype=torch.long)
+    assert model_attention_mask(SimpleNamespace(), padding) is padding  # a 2-D padding mask is left alone
+
+
+def test_attention_that_cannot_take_the_mask_is_refused():
+    model = SimpleNamespace(config=SimpleNamespace(_attn_implementation="flash_attention_2"), dtype=torch.float16)
+    with pytest.raises(ValueError, match="uses 'flash_attention_2'.*share_prompt: false"):
+        model_attention_mask(model, torch.ones(1, 1, 2, 2, dtype=torch.bool))
+
+
 def random_pairs(seed):
     """Pairs of replies after one prompt each, prompts and replies of random lengths, and a last pair with
     no common prefix whose replies' labels start at different tokens."""
@@ -77,8 +95,11 @@ def random_pairs(seed):
     return groups
 
 
-def test_shared_layout_gives_the_padded_log_probs_and_gradients(tiny_model_dir):
+@pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
+def test_shared_layout_gives_the_padded_log_probs_and_gradients(tiny_model_dir, attn_implementation):
+    """Eager attention adds the mask to the scores, SDPA reads it: both must keep the replies apart."""
     model = load_causal_lm(load_config(DPOConfig, None, [f"model.name={tiny_model_dir}"]).model)
+    model.set_attn_implementation(attn_implementation)
     groups = random_pairs(0)
     padded = collate([s for group in groups for s in group], pad_token_id=0)
     shared = collate_shared_prefix(groups, pad_token_id=0)
@@ -114,9 +135,11 @@ def test_dpo_trains_the_same_with_and_without_the_shared_prompt(tiny_model_dir, 
                 assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), key
 
 
-def test_shared_layout_gives_the_padded_rewards_and_gradients(tiny_model_dir):
+@pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
+def test_shared_layout_gives_the_padded_rewards_and_gradients(tiny_model_dir, attn_implementation):
     torch.manual_seed(0)
     model = load_reward_model(ModelConfig(name=str(tiny_model_dir)), LoraConfig(), "last")
+    model.hf_model.set_attn_implementation(attn_implementation)
     groups = random_pairs(1)
     groups[0] = (*groups[0], example(groups[0][0].input_ids[:6] + [11, 12], 6))  # a ranking of three
     padded = collate([s for group in groups for s in group], pad_token_id=0)

@@ -22,6 +22,7 @@ from torch import nn
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
 from alignkit.config import LoraConfig, ModelConfig
+from alignkit.models.attention import model_attention_mask
 from alignkit.models.loading import load_pretrained, model_folder
 from alignkit.models.lora import apply_lora
 
@@ -57,8 +58,8 @@ class RewardModel(nn.Module):
         """
         model = self.hf_model
         backbone = getattr(model, model.base_model_prefix)
-        hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                          use_cache=False).last_hidden_state
+        hidden = backbone(input_ids=input_ids, attention_mask=model_attention_mask(model, attention_mask),
+                          position_ids=position_ids, use_cache=False).last_hidden_state
         if ends is not None:
             if self.pooling != "last":
                 raise ValueError("rewards of sequences sharing a row need last-token pooling")

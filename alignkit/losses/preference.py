@@ -221,8 +221,11 @@ def kto_loss(
 def log1mexp(x: torch.Tensor) -> torch.Tensor:
     """log(1 - exp(x)) for x < 0, accurate everywhere (Mächler 2012, "Accurately computing log(1 - exp(-|a|))").
 
-    log(-expm1(x)) near 0, where exp(x) ≈ 1 would cancel; log1p(-exp(x)) below -log 2.
+    log(-expm1(x)) near 0, where exp(x) ≈ 1 would cancel; log1p(-exp(x)) below -log 2. x above -tiny (the
+    dtype's smallest normal number, 1.2e-38 in float32), where exp(x) rounds to 1, is taken as -tiny:
+    log(tiny) (-87.3 in float32) instead of -inf, without gradient there.
     """
+    x = x.clamp(max=-torch.finfo(x.dtype).tiny)
     split = -math.log(2.0)
     # Clamp each branch to its own side so the unused one stays finite and its gradient is not NaN.
     near_zero = torch.log(-torch.expm1(x.clamp(min=split)))
@@ -243,7 +246,10 @@ def orpo_loss(
         L    = NLL(y_c) + λ L_OR
 
     ``chosen_nll`` is the chosen response's SFT term as the caller normalises it (the paper averages
-    over tokens). The average log-probabilities must be < 0; log(1 - p) is computed by ``log1mexp``.
+    over tokens). log(1 - p) is computed by ``log1mexp``, stable as p → 1; a reply whose mean
+    log-probability rounds to 0 (p = 1 in floating point) gets a finite log-odds (87.3 in float32), so
+    the term stays finite (≈ 0 when only the chosen reply is certain, log 2 when both are), and so do
+    its gradients.
     """
     log_odds_chosen = chosen_avg_logp - log1mexp(chosen_avg_logp)
     log_odds_rejected = rejected_avg_logp - log1mexp(rejected_avg_logp)

@@ -186,6 +186,16 @@ def test_help_lists_every_variant_and_its_paper(capsys):
         assert name in text
 
 
+def torchrun_dpo(out, processes: int, settings: list[str]) -> list[dict]:
+    """``alignkit dpo`` under torchrun with ``processes`` gloo processes; its logged metrics."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "-m", "alignkit.cli",
+           "dpo", "--set", f"output_dir={out}", *[arg for s in settings for arg in ("--set", s)]]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, [line for line in done.stderr.splitlines() if "rror" in line][:5]
+    return read_metrics(out)
+
+
 @pytest.mark.parametrize("reference", ["copy", "precomputed"])
 def test_two_processes_match_one_process(tiny_model_dir, pairs_file, tmp_path, reference):
     """torchrun with 2 gloo processes and the same global batch gives the same loss curve, with the
@@ -193,15 +203,36 @@ def test_two_processes_match_one_process(tiny_model_dir, pairs_file, tmp_path, r
     settings = [f"model.name={tiny_model_dir}", f"data.train={pairs_file}", "data.eval_fraction=0.2",
                 "data.max_length=64", "data.max_examples=16", "train.batch_size=8", "train.micro_batch_size=2",
                 "train.max_steps=2", "train.learning_rate=3e-3", f"preference.reference={reference}"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    curves = []
-    for procs in (1, 2):
-        out = tmp_path / str(procs)
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(procs), "-m", "alignkit.cli",
-               "dpo", "--set", f"output_dir={out}", *[arg for s in settings for arg in ("--set", s)]]
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, [line for line in done.stderr.splitlines() if "rror" in line][:5]
-        curves.append([(r["step"], r["loss"]) for r in read_metrics(out) if "loss" in r])
+    curves = [[(r["step"], r["loss"]) for r in torchrun_dpo(tmp_path / str(n), n, settings) if "loss" in r]
+              for n in (1, 2)]
     assert len(curves[0]) == 2
     for (step_a, a), (step_b, b) in zip(*curves, strict=True):
         assert step_a == step_b and a == pytest.approx(b, rel=1e-4, abs=1e-5)
+
+
+def test_kto_reference_point_is_estimated_over_the_whole_optimizer_batch(tiny_model_dir, pairs_file, tmp_path):
+    """z0 (logged as kl) and the loss are the same with one micro-batch of 8 pairs, four micro-batches of 2
+    (accumulation) and two processes running two micro-batches of 2 each (Ethayarajh et al. 2024, §4.1:
+    z0 is the mismatched pairs' KL over the batch); the evaluation's z0 is one estimate over the eval set."""
+    settings = [f"model.name={tiny_model_dir}", f"data.train={pairs_file}", "data.eval_fraction=0.2",
+                "data.max_length=64", "data.max_examples=24", "data.max_eval_examples=8", "train.batch_size=8",
+                "train.max_steps=3", "train.learning_rate=1e-2", "train.schedule=constant", "preference.loss=kto",
+                "preference.beta=0.5"]
+    one_batch, accumulated, two_processes = (tmp_path / name for name in ("one-batch", "accumulated", "two"))
+    run_dpo(load_config(DPOConfig, None, [f"output_dir={one_batch}", *settings, "train.micro_batch_size=8"]))
+    run_dpo(load_config(DPOConfig, None, [f"output_dir={accumulated}", *settings, "train.micro_batch_size=2"]))
+    torchrun_dpo(two_processes, 2, [*settings, "train.micro_batch_size=2"])
+    runs = (one_batch, accumulated, two_processes)
+    train = [[(r["step"], r["kl"], r["loss"]) for r in read_metrics(run) if "kl" in r] for run in runs]
+    assert [step for step, _, _ in train[0]] == [1, 2, 3]
+    assert max(kl for _, kl, _ in train[0]) > 1e-3  # the policy moved: z0 is not clamped to 0 throughout
+    for other in train[1:]:
+        for (step_a, kl_a, loss_a), (step_b, kl_b, loss_b) in zip(train[0], other, strict=True):
+            assert step_a == step_b
+            assert kl_b == pytest.approx(kl_a, rel=1e-4, abs=1e-6)
+            assert loss_b == pytest.approx(loss_a, rel=1e-4, abs=1e-6)
+    evals = [json.loads((run / "eval.json").read_text()) for run in runs]
+    assert evals[0]["eval_kl"] > 1e-3
+    for other in evals[1:]:
+        for key in ("eval_kl", "eval_loss"):
+            assert other[key] == pytest.approx(evals[0][key], rel=1e-4, abs=1e-6), key

@@ -13,8 +13,8 @@ from alignkit.losses.preference import (
     hinge_loss,
     implicit_rewards,
     ipo_loss,
-    kto_kl_estimate,
     kto_loss,
+    kto_reference_point,
     log1mexp,
     orpo_loss,
     sequence_logprobs,
@@ -157,13 +157,14 @@ def test_kto_gradients_and_detached_reference_point():
     assert z0.grad is None
 
 
-def test_kto_kl_estimate():
+def test_kto_reference_point():
     policy = torch.tensor([-1.0, -2.0, -3.0], requires_grad=True)
     reference = torch.tensor([-2.0, -2.0, -2.5])
-    estimate = kto_kl_estimate(policy, reference)
+    estimate = kto_reference_point((policy - reference).sum(), torch.tensor(3.0))
     assert math.isclose(float(estimate), (1.0 + 0.0 - 0.5) / 3, rel_tol=1e-6)
     assert estimate.shape == () and not estimate.requires_grad
-    assert float(kto_kl_estimate(reference, policy)) == 0.0  # negative mean clamped
+    assert float(kto_reference_point((reference - policy).sum(), torch.tensor(3.0))) == 0.0  # negative mean clamped
+    assert float(kto_reference_point(torch.tensor(0.0), torch.tensor(0.0))) == 0.0  # an empty batch
 
 
 def test_log1mexp_is_accurate_on_both_sides():

@@ -183,14 +183,15 @@ PAIRWISE_LOSSES: dict[str, Callable[..., torch.Tensor]] = {
 }
 
 
-def kto_kl_estimate(policy_mismatched: torch.Tensor, reference_mismatched: torch.Tensor) -> torch.Tensor:
-    """KTO's reference point z0 = max(0, mean(log π_θ(y'|x) - log π_ref(y'|x))), a detached scalar.
+def kto_reference_point(log_ratio_sum: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """KTO's reference point z0 = max(0, (1/m) Σ_j [log π_θ(y'_j|x_j) - log π_ref(y'_j|x_j)]), a detached scalar.
 
-    Ethayarajh et al. 2024, §4.1: a biased estimate of KL(π_θ ‖ π_ref) from completions y' paired
-    with prompts x they were not written for (e.g. the batch's completions shifted by one). The
-    caller may average it across processes before passing it to :func:`kto_loss`.
+    Ethayarajh et al. 2024, §4.1: a biased estimate of KL(π_θ ‖ π_ref) over the batch, from m completions
+    y'_j paired with prompts x_j they were not written for (the batch's completions shifted by one).
+    ``log_ratio_sum`` is the Σ and ``count`` is m, each summed by the caller over the whole optimizer batch
+    (every micro-batch, every process), so z0 does not depend on how the batch is split; 0 when m = 0.
     """
-    return (policy_mismatched - reference_mismatched).mean().clamp(min=0.0).detach()
+    return (log_ratio_sum / count.clamp(min=1)).clamp(min=0.0).detach()
 
 
 def kto_loss(
@@ -209,7 +210,7 @@ def kto_loss(
            = λ_U (1 - σ(β (z0 - r)))    otherwise
 
     This is the paper's λ_y - v(x, y) written out. ``desirable`` is a bool (P,) tensor; z0 comes from
-    :func:`kto_kl_estimate`.
+    :func:`kto_reference_point`.
     """
     z0 = kl_estimate.detach().clamp(min=0.0)
     r = policy_logps - reference_logps

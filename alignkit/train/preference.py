@@ -26,8 +26,8 @@ from alignkit.errors import ConfigError
 from alignkit.losses.preference import (
     PAIRWISE_LOSSES,
     cdpo_loss,
-    kto_kl_estimate,
     kto_loss,
+    kto_reference_point,
     orpo_loss,
     simpo_loss,
 )
@@ -127,10 +127,11 @@ class KTOStep(RowCountedStep):
     """A batch of KTO rows → Σ over rows of the mean KTO loss of the row's replies (unit: a row, i.e.
     a pair when trained on pairs, a reply when trained on unpaired data).
 
-    The reference point z0 = max(0, mean log π_θ/π_ref of the mismatched sequences) is estimated per
-    micro-batch (Ethayarajh et al. 2024, §4.1); the policy's mismatched pass runs without gradient,
-    as z0 is a constant in the loss. On pairs, the implicit-reward margin and accuracy of chosen over
-    rejected are logged as for DPO.
+    The reference point z0 = max(0, mean log π_θ/π_ref of the mismatched sequences) is estimated once
+    over the whole optimizer batch, every micro-batch of every process (over the whole evaluation set
+    when evaluating), before the first loss (Ethayarajh et al. 2024, §4.1): so it does not depend on how
+    the batch is split. The mismatched passes run without gradient, as z0 is a constant in the loss.
+    On pairs, the implicit-reward margin and accuracy of chosen over rejected are logged as for DPO.
     """
 
     name = "kto"
@@ -138,18 +139,32 @@ class KTOStep(RowCountedStep):
 
     def __init__(self, preference: PreferenceConfig, reference: Reference, pad_token_id: int, paired: bool):
         self.config, self.reference, self.pad_token_id, self.paired = preference, reference, pad_token_id, paired
+        self.z0: torch.Tensor | None = None
 
     def collate(self, rows):
         return collate_kto(rows, self.pad_token_id)
 
+    @torch.no_grad()
+    def begin(self, model, batches) -> None:
+        """z0 of the global batch: the mismatched log-ratios summed and counted over this process's
+        micro-batches, then over all processes (when torch.distributed is initialised)."""
+        totals = torch.zeros(2, device=unwrapped(model).device)
+        for batch in batches:
+            policy = sequence_logps(unwrapped(model), batch, "mismatched_")
+            reference = self.reference.logps(model, batch, "mismatched_").to(policy.dtype)
+            totals[0] += (policy - reference).sum()
+            totals[1] += len(policy)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(totals)
+        self.z0 = kto_reference_point(totals[0], totals[1])
+
     def loss(self, model, batch) -> StepOutput:
         p = self.config
+        if self.z0 is None:
+            raise RuntimeError("KTOStep.begin must estimate z0 over the batch before the first loss")
         policy, _ = model_sequence_logprobs(model, batch)
         reference = self.reference.logps(model, batch).to(policy.dtype)
-        with torch.no_grad():
-            policy_mismatched = sequence_logps(unwrapped(model), batch, "mismatched_")
-        reference_mismatched = self.reference.logps(model, batch, "mismatched_").to(policy.dtype)
-        z0 = kto_kl_estimate(policy_mismatched, reference_mismatched)
+        z0 = self.z0
         losses = kto_loss(policy, reference, batch["desirable"], z0, p.beta,
                           p.kto_desirable_weight, p.kto_undesirable_weight)
         rows, num_rows = batch["row_ids"], int(batch["num_rows"])

@@ -177,24 +177,25 @@ class PreferenceConfig:
     loss: Literal["dpo", "cdpo", "ipo", "hinge", "kto", "orpo", "simpo"] = option(
         "dpo",
         "Objective. dpo: -log sigma(beta h), Rafailov et al. 2023. cdpo: DPO with labels flipped with "
-        "probability label_smoothing, Mitchell 2023. ipo: (h - 1/(2 beta))^2 on length-averaged log-probs, "
-        "Azar et al. 2023. hinge: max(0, 1 - beta h), SLiC-HF, Zhao et al. 2023. kto: desirable/undesirable "
-        "single replies, Ethayarajh et al. 2024. orpo: SFT + odds-ratio term, no reference, Hong et al. 2024. "
-        "simpo: length-averaged reward with target margin, no reference, Meng et al. 2024. Here "
-        "h = log pi(y_c)/pi_ref(y_c) - log pi(y_r)/pi_ref(y_r).",
+        "probability label_smoothing, Mitchell 2023. ipo: (h - 1/(2 beta))^2, Azar et al. 2023 (on summed "
+        "log-probs as in the paper; TRL averages per token). hinge: max(0, 1 - beta h), SLiC-HF, Zhao et al. "
+        "2023. kto: desirable/undesirable single replies, Ethayarajh et al. 2024. orpo: SFT + odds-ratio term, "
+        "no reference, Hong et al. 2024. simpo: length-averaged reward with target margin, no reference, Meng "
+        "et al. 2024. Here h = log pi(y_c)/pi_ref(y_c) - log pi(y_r)/pi_ref(y_r), summed over reply tokens.",
     )
-    beta: float = option(
-        0.1,
-        "Inverse temperature of the implicit reward beta log(pi/pi_ref) (DPO, cDPO, hinge, KTO); IPO's tau; "
-        "SimPO's beta (the paper uses 2.0-2.5). Smaller beta lets the policy move further from the reference.",
+    beta: float | None = option(
+        None,
+        "Inverse temperature of the implicit reward beta log(pi/pi_ref) (DPO, cDPO, hinge, KTO); IPO's tau "
+        "(target margin 1/(2 tau) nats over the whole reply); SimPO's beta; for ORPO it scales only the logged "
+        "reward. Smaller beta lets the policy move further from the reference. null: the loss's default, 2.0 "
+        "for simpo (Meng et al. 2024 use 2.0-2.5), 0.1 for the others.",
         min=1e-6,
     )
     label_smoothing: float = option(
         0.0, "cDPO: probability epsilon that a preference label is wrong (Mitchell 2023).", min=0, max=0.5
     )
-    simpo_gamma: float = option(
-        0.5, "SimPO: target reward margin gamma between chosen and rejected (Meng et al. 2024, eq. 6).", min=0
-    )
+    simpo_gamma: float = option(1.0, "SimPO: target reward margin gamma between chosen and rejected (Meng et al. "
+                                "2024, eq. 6); the paper keeps gamma/beta near 0.5: 1.0 at its beta 2.0.", min=0)
     orpo_lambda: float = option(
         0.1, "ORPO: weight lambda of the odds-ratio term added to the chosen reply's NLL (Hong et al. 2024).", min=0
     )

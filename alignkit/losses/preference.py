@@ -2,8 +2,8 @@
 
 The inputs are per-sequence log-probabilities of the response under the policy π_θ and a frozen
 reference π_ref, summed over response tokens (``sequence_logprobs``): pc, pr for the chosen and
-rejected responses under the policy, rc, rr under the reference. The pairwise losses are functions
-of the difference of log-ratios
+rejected responses under the policy, rc, rr under the reference. The pairwise losses (IPO included,
+as Azar et al. define it) are functions of the difference of sequence log-ratios
 
     h = (pc - rc) - (pr - rr) = log π_θ(y_c)/π_ref(y_c) - log π_θ(y_r)/π_ref(y_r)
 
@@ -139,8 +139,9 @@ def ipo_loss(
 
     "A General Theoretical Paradigm to Understand Learning from Human Preferences": regresses h onto
     the fixed target 1/(2β) (their τ is our β), so it cannot overfit deterministic preferences.
-    Pass length-averaged log-probabilities (``sequence_logprobs(..., average=True)``), as TRL does:
-    with sums the target margin would mean different things for short and long responses.
+    h is on summed (sequence) log-probabilities, as in the paper, so it is DPO's h and β means the
+    same for both: at β = 0.1 the target is 5 nats over the whole reply. TRL instead averages the
+    log-probabilities over tokens, which makes the same β a target of 5 nats *per token*.
     """
     h = log_ratio_difference(policy_chosen, policy_rejected, reference_chosen, reference_rejected)
     return (h - 1.0 / (2.0 * beta)) ** 2
@@ -174,6 +175,17 @@ def implicit_rewards(
     rejected = beta * (policy_rejected - reference_rejected)
     return chosen.detach(), rejected.detach()
 
+
+PAPER_BETA: dict[str, float] = {
+    "dpo": 0.1,  # Rafailov et al. 2023, appendix B (TRL's default too)
+    "cdpo": 0.1,  # DPO's β with label smoothing
+    "ipo": 0.1,  # Azar et al. 2023 give no τ for language models: DPO's, on the same h; target 5 nats a reply
+    "hinge": 0.1,  # SLiC-HF's margin δ = 1/β of 10 nats, on DPO's scale
+    "kto": 0.1,  # Ethayarajh et al. 2024
+    "orpo": 0.1,  # ORPO has no β; it scales only the logged reward β·mean log π
+    "simpo": 2.0,  # Meng et al. 2024 tune β in 2.0-2.5 with γ/β about 0.5
+}
+"""Each loss's β when the user sets none (``preference.beta: null``)."""
 
 PAIRWISE_LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "dpo": dpo_loss,

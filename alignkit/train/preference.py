@@ -7,14 +7,18 @@ desirable or undesirable. The reference model π_ref comes from :mod:`alignkit.m
 Logged per step (means over pairs): the implicit rewards of the chosen and rejected replies, their
 margin and the fraction of pairs where the chosen reward is higher (ties count ½), the summed
 log-probabilities of both replies and their lengths in tokens. The implicit reward is
-β·(log π_θ(y|x) - log π_ref(y|x)) (Rafailov et al. 2023, eq. 5), with length-averaged
-log-probabilities for IPO; for the reference-free ORPO and SimPO it is SimPO's β·mean log π_θ(y|x).
+β·(log π_θ(y|x) - log π_ref(y|x)) (Rafailov et al. 2023, eq. 5), on summed log-probabilities (IPO's
+too); for the reference-free ORPO and SimPO it is SimPO's β·mean log π_θ(y|x). A config without β
+gets its loss's default (:data:`~alignkit.losses.preference.PAPER_BETA`), said on the console and
+written to the run's config.yaml.
 
 With a reference, nothing is evaluated before training: the policy starts as π_ref, so every
 implicit reward and margin is 0, the accuracy ½ (ties) and the loss its value at h = 0 (log 2 for DPO).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 
@@ -25,6 +29,7 @@ from alignkit.data.prepare import console, load_split
 from alignkit.errors import ConfigError
 from alignkit.losses.preference import (
     PAIRWISE_LOSSES,
+    PAPER_BETA,
     cdpo_loss,
     kto_loss,
     kto_reference_point,
@@ -45,8 +50,7 @@ from alignkit.models.reference import (
 from alignkit.train.engine import Engine, RowCountedStep, RunResult, StepOutput, process_state
 from alignkit.train.run import load_stage_tokenizer, load_trainable_model, prepare_run_dir
 
-REFERENCE_FREE = ("orpo", "simpo")
-LENGTH_AVERAGED = ("ipo", "orpo", "simpo")
+REFERENCE_FREE = ("orpo", "simpo")  # both on length-averaged log-probabilities
 
 
 def reference_strategy(preference: PreferenceConfig, lora: LoraConfig) -> str:
@@ -82,12 +86,10 @@ class PairwiseStep(RowCountedStep):
 
     def loss(self, model, batch) -> StepOutput:
         sums, lengths = model_sequence_logprobs(model, batch)
-        averaged = self.config.loss in LENGTH_AVERAGED
-        policy = sums / lengths.clamp(min=1) if averaged else sums
-        reference = None
-        if self.reference is not None:
-            reference = self.reference.logps(model, batch).to(policy.dtype)
-            reference = reference / lengths.clamp(min=1) if averaged else reference
+        if self.reference is None:
+            policy, reference = sums / lengths.clamp(min=1), None
+        else:
+            policy, reference = sums, self.reference.logps(model, batch).to(sums.dtype)
         losses, extra = self._objective(policy, reference)
         beta = self.config.beta
         rewards = beta * (policy - reference if reference is not None else policy).detach()
@@ -182,8 +184,18 @@ class KTOStep(RowCountedStep):
         return model
 
 
+def with_paper_beta(preference: PreferenceConfig) -> PreferenceConfig:
+    """``preference`` with β set to its loss's default when the user gave none; a given β is kept."""
+    if preference.beta is not None:
+        return preference
+    return dataclasses.replace(preference, beta=PAPER_BETA[preference.loss])
+
+
 def run_dpo(config: DPOConfig, *, resume: bool = False) -> RunResult:
     """Optimise ``config.model`` on preference data with ``config.preference.loss``; write the run folder."""
+    if config.preference.beta is None:
+        config = dataclasses.replace(config, preference=with_paper_beta(config.preference))
+        console.print(f"preference.beta: not set, {config.preference.loss}'s default {config.preference.beta}")
     pref = config.preference
     strategy = reference_strategy(pref, config.lora)
     if pref.data_format == "unpaired" and pref.loss != "kto":

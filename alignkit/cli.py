@@ -90,8 +90,8 @@ def _add_eval_commands(commands) -> None:
         "winrate",
         help="Win rate of a policy over a baseline policy, judged by a reward model or an AI judge.",
         description="Samples one reply per prompt from each policy, scores both with the judge and reports how "
-        "often the policy's reply scores higher (ties count half), with a 95% bootstrap interval over prompts. "
-        "An AI judge (--ai-judge) is a feedback model asked which reply is better under a principle of "
+        "often the policy's reply scores higher (ties count half), with a 95% interval (Wilson's with continuity "
+        "correction). An AI judge (--ai-judge) is a feedback model asked which reply is better under a principle of "
         "--constitution, in both orders (position bias averaged out); the policy wins where P(its reply "
         "better) > 1/2. Writes winrate.json and samples.jsonl to --out.",
     )
@@ -204,7 +204,7 @@ def _add_generation_arguments(parser, *, max_new_tokens: int, temperature: float
     parser.add_argument("--max-new-tokens", type=int, default=max_new_tokens, help="Longest reply in tokens.")
     parser.add_argument("--temperature", type=float, default=temperature, help="Sampling temperature; 0 is greedy.")
     parser.add_argument("--top-p", type=float, default=1.0, help="Nucleus sampling threshold (1: off).")
-    parser.add_argument("--seed", type=int, default=0, help="Seed of the sampling (and of a bootstrap).")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the sampling.")
     parser.add_argument("--batch-size", type=int, default=16, help="Prompts per generate call.")
 
 

@@ -5,8 +5,9 @@ The policy and a baseline (the policy before training: the SFT model or the RL r
 the same held-out prompts, and a reward model (the judge) scores every reply; baseline is "before" and
 policy "after" throughout. ``hacking.json`` holds:
 
-- ``win_rate``: of policy over baseline, with its bootstrap interval, and per side the mean reply length
-  in tokens, the share of replies cut at max_new_tokens and the mean reward;
+- ``win_rate``: of policy over baseline, with its 95% interval (:func:`~alignkit.evaluate.winrate.win_rate`),
+  and per side the mean reply length in tokens, the share of replies cut at max_new_tokens and the mean
+  reward;
 - ``reward_length_correlation`` per side, ``length_bucket_gain`` (the reward gain split into a part at
   equal length and a part from the length shift) and ``length_matched_win_rate`` (prompts whose two
   replies are within :data:`LENGTH_RATIO` of each other's length): see
@@ -40,8 +41,8 @@ from alignkit.config import GenerationConfig, to_dict
 from alignkit.data.readers import read_rows
 from alignkit.data.sources import load_records
 from alignkit.errors import AlignkitError, DataError
-from alignkit.evaluate.accuracy import wilson_interval
 from alignkit.evaluate.ai_judge import AIJudge
+from alignkit.evaluate.intervals import wilson_interval
 from alignkit.evaluate.length_bias import length_bucket_gain, length_matched_win_rate, reward_length_correlation
 from alignkit.evaluate.run_folder import read_metrics
 from alignkit.evaluate.side_by_side import SIDES, Judged, compare, write_rows
@@ -105,7 +106,7 @@ def evaluate_hacking(
                          judge_max_length=judge_max_length, device=device)
     held_out = comparison.sets["held_out"]
     report = {"policy": str(policy), "baseline": str(baseline), "judge": str(judge), "num_prompts": len(prompts),
-              **length_and_style(held_out, generation.seed), "training": _training(Path(policy))}
+              **length_and_style(held_out), "training": _training(Path(policy))}
     samples = {"samples.jsonl": held_out.rows()}
     if probes:
         report["sycophancy"], extra = _sycophancy(comparison.sets["probes"], probes)
@@ -127,14 +128,14 @@ def evaluate_hacking(
     return report
 
 
-def length_and_style(judged: Judged, seed: int) -> dict:
+def length_and_style(judged: Judged) -> dict:
     """The win rate, per-side summary, length diagnostics and style drift of one judged set."""
     rewards = {side: judged.rewards[side] for side in SIDES}
     lengths = {side: judged.lengths(side) for side in SIDES}
     matched = length_matched_win_rate(rewards["policy"], rewards["baseline"], lengths["policy"], lengths["baseline"],
-                                      max_ratio=LENGTH_RATIO, seed=seed)
+                                      max_ratio=LENGTH_RATIO)
     return {
-        "win_rate": dataclasses.asdict(win_rate(rewards["policy"], rewards["baseline"], seed=seed)),
+        "win_rate": dataclasses.asdict(win_rate(rewards["policy"], rewards["baseline"])),
         "sides": judged.side_summary(),
         "reward_length_correlation": {side: reward_length_correlation(rewards[side], lengths[side])
                                       for side in SIDES},
@@ -182,7 +183,7 @@ def _ai_judged_red_team(judged: Judged, judge: AIJudge, generation: GenerationCo
     above ½ wins), and per prompt that probability and the principle asked."""
     verdict = judge.judge(judged.prompts, judged.texts("policy"), judged.texts("baseline"), generation,
                           Path(out_dir or "."))
-    rate = win_rate(verdict.preferences, 1 - verdict.preferences, seed=generation.seed)
+    rate = win_rate(verdict.preferences, 1 - verdict.preferences)
     report = {"judge": str(judge), "win_rate": dataclasses.asdict(rate),
               "mean_preference": float(verdict.preferences.mean())}
     return report, {"ai_preference": verdict.preferences.tolist(), "ai_principle": verdict.principles}

@@ -71,9 +71,22 @@ def test_eval_hacking_on_an_rl_run_writes_every_figure(folders, capsys):
     assert training["steps"] == [1, 2, 3, 4] and len(training["sqrt_kl"]) == 4
     assert all(d >= 0 for d in training["sqrt_kl"]) and len(training["length"]) == 4
     assert set(training["rewards"]) == {"reward", "monitor_river_share"}
-    for curve in training["rewards"].values():
-        assert len(curve["values"]) == 4 and curve["gain"][0] == 0
-        assert ("alpha" in curve["fit"]) != ("error" in curve["fit"])
+    logged = [row for row in map(json.loads, (folders["run"] / "metrics.jsonl").read_text().splitlines())
+              if "kl" in row]
+    d = [math.sqrt(max(row["kl"], 0.0)) for row in logged]
+    assert len({x for x in d if x > 0}) >= 2  # the run moved away from its reference: the fit is identified
+    for key, curve in training["rewards"].items():
+        gain = [row[key] - logged[0][key] for row in logged]
+        assert curve["values"] == [row[key] for row in logged] and curve["gain"] == pytest.approx(gain)
+        alpha, beta = least_squares_rl_form(d, gain)
+        assert (curve["fit"]["alpha"], curve["fit"]["beta"]) == pytest.approx((alpha, beta), rel=1e-6, abs=1e-9)
+        assert curve["fit"]["num_points"] + curve["fit"]["num_dropped"] == 4
+        assert curve["fit"]["num_dropped"] == sum(x == 0 for x in d)
+        if beta > 0:  # R' = α - β(log d + 1) = 0 at d* = exp(α/β - 1), R(d*) = β d*
+            peak = math.exp(alpha / beta - 1)
+            assert (curve["fit"]["peak_d"], curve["fit"]["peak_reward"]) == pytest.approx((peak, beta * peak), rel=1e-5)
+        else:
+            assert curve["fit"]["peak_d"] is None
         assert 0 <= curve["observed_peak"]["index"] < 4
     assert training["rewards"]["monitor_river_share"]["values"] == training["rewards"]["reward"]["values"]
 
@@ -92,6 +105,17 @@ def test_eval_hacking_on_an_rl_run_writes_every_figure(folders, capsys):
     red_rows = [json.loads(line) for line in (out / "red_team.jsonl").read_text().splitlines()]
     assert len(red_rows) == 2 and {"policy_refusal", "baseline_refusal", "policy_reward"} <= set(red_rows[0])
     assert "reward hacking" in capsys.readouterr().err
+
+
+def least_squares_rl_form(d, gain):
+    """α, β minimising Σ (gain_i - α d_i + β d_i log d_i)² over the points with d_i > 0, from the 2×2 normal
+    equations of the columns u = d, v = -d log d written out by hand."""
+    points = [(x, -x * math.log(x), y) for x, y in zip(d, gain, strict=True) if x > 0]
+    suu, svv = sum(u * u for u, _, _ in points), sum(v * v for _, v, _ in points)
+    suv = sum(u * v for u, v, _ in points)
+    suy, svy = sum(u * y for u, _, y in points), sum(v * y for _, v, y in points)
+    det = suu * svv - suv * suv
+    return (svv * suy - suv * svy) / det, (suu * svy - suv * suy) / det
 
 
 def test_a_model_folder_policy_has_no_training_curves(folders, tmp_path):
@@ -162,8 +186,8 @@ def test_curve_diagnostics_recover_a_planted_gao_curve():
     assert abs(gold["observed_peak"]["d"] - peak_d) < 0.6
     assert result["rewards"]["reward"]["observed_peak"]["index"] == 16  # the proxy only rises
     assert rl_curve_diagnostics([{"step": 1, "loss": 0.3}]) is None
-    too_few = rl_curve_diagnostics(rows[:3])["rewards"]["reward"]["fit"]
-    assert "at least two distinct d > 0" in too_few["error"]
+    too_few = rl_curve_diagnostics(rows[:3])["rewards"]["reward"]["fit"]  # d = 0 (dropped) and d = 0.25 only
+    assert too_few == {"error": "fitting the rl form needs at least two distinct d > 0"}
 
 
 @pytest.mark.parametrize(

@@ -136,8 +136,7 @@ def test_dpo_trains_the_same_with_and_without_the_shared_prompt(tiny_model_dir, 
 
 @pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
 def test_shared_layout_gives_the_padded_rewards_and_gradients(tiny_model_dir, attn_implementation):
-    torch.manual_seed(0)
-    model = load_reward_model(ModelConfig(name=str(tiny_model_dir)), LoraConfig(), "last")
+    model = load_reward_model(ModelConfig(name=str(tiny_model_dir)), LoraConfig(), "last", seed=0)
     model.hf_model.set_attn_implementation(attn_implementation)
     groups = random_pairs(1)
     groups[0] = (*groups[0], example(groups[0][0].input_ids[:6] + [11, 12], 6))  # a ranking of three

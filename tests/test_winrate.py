@@ -125,8 +125,7 @@ def folders(tiny_model_dir, tokenizer_dir, tmp_path_factory):
     policy = root / "policy"
     build_tiny_model(policy / "model", tokenizer_dir, seed=1)
     (policy / "config.yaml").write_text(yaml.safe_dump(to_dict(config)))
-    torch.manual_seed(0)  # the judge's random reward head
-    judge = load_reward_model(ModelConfig(name=str(tiny_model_dir)), LoraConfig(), "last")
+    judge = load_reward_model(ModelConfig(name=str(tiny_model_dir)), LoraConfig(), "last", seed=0)  # a random head
     save_model(judge.hf_model, load_tokenizer(str(tiny_model_dir)), root / "judge" / "model")
     return {"policy": policy, "baseline": tiny_model_dir, "judge": root / "judge", "root": root}
 

@@ -318,7 +318,10 @@ class RLSettings:
     kl_target: float | None = option(
         None, "Adaptive KL controller (Ziegler et al. 2019): target KL per completion (null: fixed beta).", min=1e-6
     )
-    kl_horizon: float = option(10000.0, "Adaptive KL controller horizon, in completions.", min=1)
+    kl_horizon: float = option(
+        10000.0, "Adaptive KL controller horizon, in completions; beta moves by at most 20% per iteration, however "
+        "many horizons an iteration spans.", min=1,
+    )
     gamma: float = option(1.0, "PPO: discount gamma of GAE.", min=0, max=1)
     lam: float = option(0.95, "PPO: lambda of GAE.", min=0, max=1)
     whiten_advantages: bool = option(True, "PPO: whiten advantages over the iteration's response tokens.")

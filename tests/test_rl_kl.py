@@ -82,6 +82,19 @@ def test_adaptive_controller_hand_values():
     assert ctl.update(6.0, 10_000) == before  # on target: unchanged
 
 
+def test_adaptive_controller_stays_positive_when_an_update_spans_many_horizons():
+    # 128 completions per update, horizon 16: n/H = 8. Without a clip, 1 + e·n/H = 1 - 0.2·8 < 0.
+    low = AdaptiveKLController(0.1, target=1.0, horizon=16)
+    # KL 0: e = -1 clipped to -0.2; step e·n/H = -1.6 clipped to -0.2; β = 0.1 · 0.8
+    assert math.isclose(low.update(0.0, 128), 0.08, rel_tol=1e-12)
+    assert math.isclose(low.update(0.0, 128), 0.064, rel_tol=1e-12)  # 0.08 · 0.8: shrinks, never flips sign
+    high = AdaptiveKLController(0.1, target=1.0, horizon=16)
+    # KL 3: e = 2 clipped to 0.2; step 1.6 clipped to 0.2; β = 0.1 · 1.2
+    assert math.isclose(high.update(3.0, 128), 0.12, rel_tol=1e-12)
+    # a step inside the clip is unchanged: e = 0.05 (KL 1.05), n/H = 2: β = 0.12 · 1.1
+    assert math.isclose(high.update(1.05, 32), 0.132, rel_tol=1e-12)
+
+
 def test_adaptive_controller_moves_toward_target_and_validates():
     ctl = AdaptiveKLController(0.1, target=1.0, horizon=100)
     assert ctl.update(2.0, 10) > 0.1  # too much KL: penalise more

@@ -308,12 +308,16 @@ class RLSettings:
         0.05, "beta: weight of the KL penalty to the reference (the initial value with kl_target).", min=0
     )
     kl_estimator: Literal["k1", "k2", "k3"] = option(
-        "k1", "Per-token KL estimator (Schulman 2020): k1 = log pi/pi_ref, k2 = half its square, k3 = r - 1 - log r."
+        "k1",
+        "Per-token KL estimator (Schulman 2020), r = pi_ref/pi: k1 = log pi/pi_ref, k2 = half its square, "
+        "k3 = r - 1 - log r. In the reward each estimates KL(pi||ref). In the loss its gradient counts: k2's is "
+        "that of KL(pi||ref), k3's that of KL(ref||pi) (GRPO), k1's is zero in expectation (refused there).",
     )
     kl_penalty: Literal["reward", "loss"] = option(
         "reward",
         "Where the KL penalty acts: 'reward' subtracts beta x KL from the reward (per token for ppo, summed per "
-        "completion for grpo/rloo; InstructGPT); 'loss' adds beta x KL to the loss (GRPO, Shao et al. 2024, eq. 3).",
+        "completion for grpo/rloo; InstructGPT); 'loss' adds beta x KL to the loss (GRPO, Shao et al. 2024, eq. 3; "
+        "needs kl_estimator k3 or k2).",
     )
     kl_target: float | None = option(
         None, "Adaptive KL controller (Ziegler et al. 2019): target KL per completion (null: fixed beta).", min=1e-6

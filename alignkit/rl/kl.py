@@ -10,6 +10,16 @@ Tokens are sampled from the policy π_θ, so with the log-ratio log r = log π_r
 The sum of k1 over a response is the log-ratio of the sequence, the penalty in Ziegler et al. 2019
 and InstructGPT; GRPO (Shao et al. 2024, eq. 4) uses k3.
 
+In the reward (a number, no gradient) each estimates KL(π_θ ‖ π_ref). In the loss, differentiated
+through log π_θ(y) while the samples y ~ π_θ carry no gradient, what counts is the expected gradient
+E_y[∇ k(y)], and it is not that of the quantity estimated:
+
+    k1:  E[∇ log π_θ(y)] = Σ_y ∇π_θ(y) = 0          regularises nothing (refused by the RL config)
+    k2:  E[log(π_θ/π_ref) ∇ log π_θ] = ∇ KL(π_θ ‖ π_ref)
+    k3:  E[(1 - π_ref/π_θ) ∇ log π_θ] = ∇ KL(π_ref ‖ π_θ)   (GRPO's)
+
+(exact at π_θ = the sampling policy, i.e. the first update on a batch of rollouts).
+
 The coefficient β is fixed or adapted toward a target KL (Ziegler et al. 2019, §2.2):
 
     e_t = clip(KL_t / KL_target - 1, -0.2, 0.2)

@@ -119,6 +119,11 @@ def check_rl_config(config: RLConfig) -> None:
         raise ConfigError("generation: RL needs the log-probabilities of the sampling distribution, so sample "
                           "with temperature > 0, top_p 1 and top_k 0 (got temperature "
                           f"{gen.temperature}, top_p {gen.top_p}, top_k {gen.top_k})")
+    if s.kl_penalty == "loss" and s.kl_estimator == "k1":
+        raise ConfigError("rl.kl_estimator: k1 with rl.kl_penalty: loss regularises nothing (the gradient of "
+                          "k1 = log pi/pi_ref over samples of pi is zero in expectation); use rl.kl_estimator: k3 "
+                          "(its gradient is that of KL(ref||pi), as in GRPO) or k2 (that of KL(pi||ref)), or "
+                          "rl.kl_penalty: reward")
     if train.max_steps is not None or train.epochs != 1:
         raise ConfigError("train.max_steps / train.epochs: RL runs rl.iterations iterations; leave these unset")
     if s.reference == "adapter" and not config.lora.enabled:

@@ -331,8 +331,17 @@ class RLSettings:
     whiten_advantages: bool = option(True, "PPO: whiten advantages over the iteration's response tokens.")
     whiten_rewards: bool = option(False, "Normalise each iteration's sequence rewards to mean 0, std 1.")
     reward_clip: float | None = option(None, "Clip sequence rewards to [-c, c] (after whitening).", min=0)
+    unfinished: Literal["penalty", "drop", "score"] = option(
+        "penalty",
+        "A completion cut at generation.max_new_tokens (no end-of-turn) is scored as unfinished (a reward model "
+        "reads it without the end-of-turn token), then: 'penalty', its reward minus unfinished_penalty (TRL's "
+        "missing_eos_penalty; replies that run on are how RLHF policies commonly fail); 'drop', its tokens carry "
+        "no loss (DAPO's overlong filtering, Yu et al. 2025), its reward still counts in its group's baseline "
+        "(grpo/rloo); 'score', its reward as scored. The share of unfinished completions is logged as unfinished.",
+    )
     unfinished_penalty: float = option(
-        0.0, "Subtracted from the reward of a completion cut at generation.max_new_tokens (never ended).", min=0
+        1.0, "unfinished: penalty: subtracted from the reward of an unfinished completion, in the "
+        "reward's units.", min=0
     )
     group_scale: Literal["std", "none"] = option(
         "std", "grpo: divide group-centred rewards by the group std (Shao et al.) or not (Dr. GRPO, Liu et al.)."

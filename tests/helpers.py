@@ -72,3 +72,8 @@ def river_share(prompts, completions):
 def process_rank_reward(prompts, completions):
     """Every reply scores the rank of the process that sampled it (0 on the first process, 1 on the second)."""
     return [float(os.environ.get("RANK", 0))] * len(completions)
+
+
+def reply_tokens(prompts, completions):
+    """A reward that differs between replies: each reply's length in tokens."""
+    return [float(c.num_tokens) for c in completions]

@@ -12,17 +12,20 @@ import pytest
 import torch
 from helpers import WORDS, word_policy, write_jsonl
 
-from alignkit.config import ModelConfig, RLConfig, RLSettings, load_config
+from alignkit.config import ModelConfig, RewardSourceConfig, RLConfig, RLSettings, load_config
+from alignkit.data.comparisons import tokenize_response
 from alignkit.data.records import Prompt
 from alignkit.errors import AlignkitError, ConfigError
 from alignkit.feedback.checkers import extract_answer, gsm8k_correct
 from alignkit.losses.preference import token_logprobs
-from alignkit.models import load_causal_lm
-from alignkit.models.reference import logprobs_from
-from alignkit.rl.generation import Completion
-from alignkit.rl.rewards import FunctionReward, GSM8KReward
+from alignkit.models import load_causal_lm, load_tokenizer
+from alignkit.models.reference import FrozenCopy, logprobs_from
+from alignkit.models.value import ActorCritic
+from alignkit.rl.collector import RolloutCollector
+from alignkit.rl.generation import END_OF_TURN, Completion
+from alignkit.rl.rewards import FunctionReward, GSM8KReward, ModelReward
 from alignkit.rl.rollout import RolloutRow, collate_rollouts, compute_advantages, pad_responses, response_frame
-from alignkit.train.rl import check_rl_config, run_rl
+from alignkit.train.rl import RLStep, check_rl_config, run_rl
 
 
 def row(prompt_length, response, fill=1.0):
@@ -84,6 +87,21 @@ def test_ppo_advantages_are_gae_on_kl_shaped_rewards():
     expected, returns = slow_ppo_advantages(scores, old, ref, values, [4, 2, 1], 0.1, 0.9, 0.8)
     assert torch.allclose(out.advantages, expected, atol=1e-6) and torch.allclose(out.returns, returns, atol=1e-6)
     assert torch.allclose(out.kl, (old - ref) * mask)  # k1 = log π - log π_ref on the valid tokens
+
+
+def test_ppo_advantages_of_completions_out_of_the_loss_are_zero_and_left_out_of_the_whitening():
+    torch.manual_seed(1)
+    old, ref, values = torch.randn(3, 4), torch.randn(3, 4), torch.randn(3, 4)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 0]], dtype=torch.bool)
+    scores = torch.tensor([1.0, -0.5, 2.0])
+    s = settings(algo="ppo", kl_coef=0.1, gamma=0.9, lam=0.8)
+    out = compute_advantages(scores, old, ref, mask, s, 0.1, values, in_loss=torch.tensor([True, False, True]))
+    raw, _ = slow_ppo_advantages(scores, old, ref, values, [4, 2, 3], 0.1, 0.9, 0.8)
+    kept = [float(raw[b, t]) for b, n in ((0, 4), (2, 3)) for t in range(n)]
+    mean = sum(kept) / len(kept)
+    std = math.sqrt(sum((a - mean) ** 2 for a in kept) / (len(kept) - 1))
+    expected = [[(float(raw[b, t]) - mean) / std if b != 1 and mask[b, t] else 0.0 for t in range(4)] for b in range(3)]
+    assert torch.allclose(out.advantages, torch.tensor(expected), atol=1e-5)
 
 
 def test_group_advantages_subtract_the_summed_kl_from_the_reward_and_broadcast():
@@ -163,6 +181,108 @@ def word_policy_dir(tmp_path_factory, tokenizer_dir):
 def word_prompts(tmp_path_factory):
     path = tmp_path_factory.mktemp("prompts") / "prompts.jsonl"
     return write_jsonl(path, [{"prompt": f"Tell me about {word}"} for word in WORDS])
+
+
+PROMPT = ({"role": "user", "content": "Name a river."},)
+
+
+def test_an_unfinished_reply_is_rendered_without_the_end_of_turn(tokenizer):
+    end_of_turn = tokenizer.convert_tokens_to_ids(END_OF_TURN)
+    header = tokenizer(tokenizer.apply_chat_template(list(PROMPT), tokenize=False, add_generation_prompt=True),
+                       add_special_tokens=False)["input_ids"]
+    reply = tokenizer("The Nile is", add_special_tokens=False)["input_ids"]
+    finished = tokenize_response(PROMPT, "The Nile is", tokenizer, 256, "reply")
+    cut = tokenize_response(PROMPT, "The Nile is", tokenizer, 256, "reply", finished=False)
+    assert finished.input_ids[: len(header) + len(reply)] == header + reply
+    assert finished.input_ids[len(header) + len(reply)] == end_of_turn  # the template closes a finished turn
+    assert cut.input_ids == header + reply and end_of_turn not in cut.input_ids[len(header) :]
+    assert cut.labels == [-100] * len(header) + reply
+
+
+@pytest.fixture(scope="module")
+def tiny_reward_dir(tmp_path_factory, tiny_model_dir, tokenizer):
+    from transformers import AutoModelForSequenceClassification
+
+    torch.manual_seed(0)
+    net = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1)
+    out = tmp_path_factory.mktemp("reward") / "model"
+    net.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def test_the_reward_model_scores_an_unfinished_reply_without_the_end_of_turn(tiny_reward_dir, tokenizer):
+    from transformers import AutoModelForSequenceClassification
+
+    net = AutoModelForSequenceClassification.from_pretrained(tiny_reward_dir).eval()
+    text = tokenizer.apply_chat_template(list(PROMPT), tokenize=False, add_generation_prompt=True) + "The Nile is"
+    with torch.no_grad():
+        open_reply = float(net(input_ids=tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"])
+                           .logits[0, 0])
+        closed = float(net(input_ids=tokenizer(text + END_OF_TURN + "\n", add_special_tokens=False,
+                                               return_tensors="pt")["input_ids"]).logits[0, 0])
+    reward = ModelReward(RewardSourceConfig(kind="model", path=str(tiny_reward_dir)))
+    prompts = [Prompt(PROMPT)] * 2
+    completions = [Completion("The Nile is", (1,), 1, False), Completion("The Nile is", (1,), 1, True)]
+    assert reward(prompts, completions).tolist() == pytest.approx([open_reply, closed], abs=1e-5)
+    assert abs(open_reply - closed) > 1e-3  # the end-of-turn token changes the score
+
+
+def collect_once(policy_dir, run_dir, *overrides):
+    """One iteration of RLOO (8 replies to each of 2 prompts, 6 tokens at most, reward: reply length
+    in tokens, β = 0) collected with a tokenizer whose eos is ' river', so some replies finish and
+    some are cut. Returns the rows, the metrics and each reply's response length and finished flag."""
+    tokenizer = load_tokenizer(str(policy_dir))
+    (river,) = tokenizer.encode(" river", add_special_tokens=False)
+    tokenizer.eos_token = tokenizer.convert_ids_to_tokens(river)
+    config = load_config(RLConfig, None, [
+        f"output_dir={run_dir}", f"model.name={policy_dir}", "reward.kind=function",
+        "reward.function=helpers:reply_tokens", "rl.algo=rloo", "rl.samples_per_prompt=8",
+        "rl.prompts_per_iteration=2", "rl.kl_coef=0", "train.batch_size=16", "train.micro_batch_size=16",
+        "generation.max_new_tokens=6", *overrides])
+    prompts = [Prompt(({"role": "user", "content": f"Tell me about {word}"},)) for word in WORDS[:2]]
+    reference = FrozenCopy(load_causal_lm(config.model), torch.device("cpu"))
+    step = RLStep(config, tokenizer.pad_token_id)
+    collector = RolloutCollector(config, prompts, [], tokenizer, FunctionReward(config.reward.function), reference,
+                                 step, run_dir)
+    rows, metrics = collector.collect(ActorCritic(load_causal_lm(config.model)), 0)
+    stops = {river, tokenizer.convert_tokens_to_ids(END_OF_TURN)}
+    replies = [(r.response_length, r.input_ids[-1] in stops) for r in rows]
+    assert 0 < sum(done for _, done in replies) < len(replies)  # both kinds, so the checks can tell
+    assert metrics["unfinished"] == sum(not done for _, done in replies) / len(replies)
+    return rows, metrics, replies, step
+
+
+def slow_rloo(rewards, group):
+    """r_i minus the mean of the other rewards of its group, in plain Python."""
+    out = []
+    for i, r in enumerate(rewards):
+        others = [rewards[j] for j in range(i // group * group, i // group * group + group) if j != i]
+        out.append(r - sum(others) / len(others))
+    return out
+
+
+@pytest.mark.parametrize(("mode", "penalty"), [("penalty", 2.5), ("score", 0.0), ("drop", 0.0)])
+def test_unfinished_replies_are_penalised_scored_or_dropped(mode, penalty, word_policy_dir, tmp_path):
+    extra = [f"rl.unfinished_penalty={penalty}"] if mode == "penalty" else []
+    rows, metrics, replies, step = collect_once(word_policy_dir, tmp_path, f"rl.unfinished={mode}", *extra)
+    rewards = [length - (penalty if not done else 0.0) for length, done in replies]
+    assert metrics["reward"] == pytest.approx(sum(length for length, _ in replies) / len(replies))
+    assert metrics["reward_penalised"] == pytest.approx(sum(rewards) / len(rewards))
+    in_loss = [done or mode != "drop" for _, done in replies]
+    expected = [a if kept else 0.0 for a, kept in zip(slow_rloo(rewards, 8), in_loss, strict=True)]
+    assert [float(r.advantages[0]) for r in rows] == pytest.approx(expected, abs=1e-5)
+    assert all(torch.all(r.advantages == r.advantages[0]) for r in rows)
+    batch = step.collate(rows)
+    assert batch["response_mask"].sum(1).tolist() == [n if kept else 0 for (n, _), kept in zip(replies, in_loss,
+                                                                                                strict=True)]
+    assert step.count(batch) == sum(n for (n, _), kept in zip(replies, in_loss, strict=True) if kept)
+
+
+def test_the_unfinished_penalty_needs_the_penalty_mode():
+    with pytest.raises(ConfigError, match="rl.unfinished_penalty"):
+        check_rl_config(load_config(RLConfig, None, ["rl.unfinished=drop", "rl.unfinished_penalty=2"]))
+    check_rl_config(load_config(RLConfig, None, ["rl.unfinished=drop"]))
 
 
 @pytest.mark.parametrize("algo", ["ppo", "grpo", "rloo"])

@@ -34,10 +34,14 @@ class ComparisonGroup:
         return sum(len(s.input_ids) for s in self.sequences)
 
 
-def tokenize_response(prompt, response: str, tokenizer, max_length: int, location: str) -> TokenizedExample:
-    """Prompt + assistant reply with the chat template; labels mark the reply (used by mean pooling)."""
+def tokenize_response(
+    prompt, response: str, tokenizer, max_length: int, location: str, finished: bool = True
+) -> TokenizedExample:
+    """Prompt + assistant reply with the chat template; labels mark the reply (used by mean pooling).
+    ``finished=False``: a reply cut before it ended, rendered without the end-of-turn token."""
     record = Demonstration(tuple(prompt) + ({"role": "assistant", "content": response},))
-    return tokenize_demonstration(record, tokenizer, max_length=max_length, loss_on="last_assistant", location=location)
+    return tokenize_demonstration(record, tokenizer, max_length=max_length, loss_on="last_assistant",
+                                  location=location, finished=finished)
 
 
 def tokenize_responses(prompt, responses, tokenizer, max_length: int, location: str) -> list[TokenizedExample]:

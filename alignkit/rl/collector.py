@@ -91,8 +91,9 @@ class RolloutCollector:
         seed = self.config.generation.seed + iteration * self.state.num_processes + self.state.process_index
         scored, timing = self._sample_and_score(policy, prompts, rows, s.samples_per_prompt, seed)
         self.step.kl_coef = beta = self.controller.value
+        in_loss = torch.tensor([c.finished or s.unfinished != "drop" for c in scored.completions])
         adv = compute_advantages(scored.scores, scored.old_logps, scored.ref_logps, scored.mask, s, beta,
-                                 scored.values)
+                                 scored.values, in_loss)
         out = []
         for i, completion in enumerate(scored.completions):
             n = completion.num_tokens
@@ -102,6 +103,7 @@ class RolloutCollector:
                 advantages=adv.advantages[i, :n],
                 returns=None if adv.returns is None else adv.returns[i, :n],
                 old_values=None if scored.values is None else scored.values[i, :n],
+                in_loss=bool(in_loss[i]),
             ))
         kl_per_completion = adv.kl.sum(dim=1)
         metrics = {**_score_metrics(scored, kl_per_completion), **timing, "reward_penalised": float(adv.rewards.mean())}
@@ -173,8 +175,10 @@ class RolloutCollector:
         generated = time.perf_counter()
         raw = self.reward(prompts, completions).float()
         monitors = {name: monitor(prompts, completions) for name, monitor in self.monitors.items()}
-        unfinished = torch.tensor([not c.finished for c in completions], dtype=torch.float32)
-        scores = raw - self.settings.unfinished_penalty * unfinished
+        scores = raw
+        if self.settings.unfinished == "penalty":
+            unfinished = torch.tensor([not c.finished for c in completions], dtype=torch.float32)
+            scores = raw - self.settings.unfinished_penalty * unfinished
         scored_at = time.perf_counter()
         passes = self._forward_passes(actor_critic, rows, completions)
         done = time.perf_counter()

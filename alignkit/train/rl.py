@@ -17,7 +17,7 @@ import itertools
 
 import torch
 
-from alignkit.config import DataConfig, RLConfig
+from alignkit.config import DataConfig, RLConfig, RLSettings
 from alignkit.data.collate import collate
 from alignkit.data.prepare import load_split, tokenize_records
 from alignkit.data.tokenize import tokenize_demonstration
@@ -131,6 +131,9 @@ def check_rl_config(config: RLConfig) -> None:
     if s.algo == "ppo" and s.critic == "separate" and s.critic_init == "reward" and config.reward.kind != "model":
         raise ConfigError("rl.critic_init: 'reward' starts the critic from the reward model, which needs "
                           "reward.kind: model; use critic_init: policy")
+    if s.unfinished != "penalty" and s.unfinished_penalty != RLSettings.unfinished_penalty:
+        raise ConfigError(f"rl.unfinished_penalty ({s.unfinished_penalty}) applies only with rl.unfinished: penalty "
+                          f"(got rl.unfinished: {s.unfinished}); remove it or set rl.unfinished: penalty")
 
 
 def run_rl(config: RLConfig, *, resume: bool = False) -> RunResult:

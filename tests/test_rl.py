@@ -250,6 +250,7 @@ def collect_once(policy_dir, run_dir, *overrides):
     replies = [(r.response_length, r.input_ids[-1] in stops) for r in rows]
     assert 0 < sum(done for _, done in replies) < len(replies)  # both kinds, so the checks can tell
     assert metrics["unfinished"] == sum(not done for _, done in replies) / len(replies)
+    assert metrics["sampler_logprob_gap"] < 1e-4  # the rollouts come from the policy the update starts from
     return rows, metrics, replies, step
 
 

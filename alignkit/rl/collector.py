@@ -106,7 +106,8 @@ class RolloutCollector:
                 in_loss=bool(in_loss[i]),
             ))
         kl_per_completion = adv.kl.sum(dim=1)
-        metrics = {**_score_metrics(scored, kl_per_completion), **timing, "reward_penalised": float(adv.rewards.mean())}
+        metrics = {**_score_metrics(scored, kl_per_completion), **timing, "reward_penalised": float(adv.rewards.mean()),
+                   "sampler_logprob_gap": _sampler_gap(scored)}
         if scored.values is not None:
             metrics["value_mean"] = float(scored.values[scored.mask].mean())
             metrics["explained_variance"] = explained_variance(scored.values, adv.returns, scored.mask)
@@ -223,6 +224,14 @@ class RolloutCollector:
                  for i, (p, c) in enumerate(zip(scored.prompts[:SAMPLES_PER_LOG], scored.completions, strict=False))]
         with (self.run_dir / SAMPLES_FILE).open("a") as out:
             out.write("".join(line + "\n" for line in lines))
+
+
+def _sampler_gap(scored: Scored) -> float:
+    """Mean |log π_sampler(y_t) - log π_old(y_t)| over the response tokens: the sampler's log-probability
+    of each token against the no-gradient forward pass the updates start from; 0 up to rounding when
+    the replies were drawn from the distribution the updates assume."""
+    sampler, _ = pad_responses([torch.tensor(c.logprobs) for c in scored.completions])
+    return float((sampler - scored.old_logps).abs()[scored.mask].mean())
 
 
 def _score_metrics(scored: Scored, kl_per_completion: torch.Tensor) -> dict[str, float]:

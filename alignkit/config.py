@@ -50,7 +50,10 @@ class LoraConfig:
     enabled: bool = option(False, "Train LoRA adapters (peft) instead of all weights.")
     r: int = option(16, "LoRA rank.", min=1)
     alpha: float = option(32.0, "LoRA scaling numerator (scale = alpha / r).", min=0)
-    dropout: float = option(0.0, "Dropout on the LoRA input.", min=0, max=0.99)
+    dropout: float = option(
+        0.0, "Dropout on the LoRA input (switched off by rl, whose PPO ratio compares the policy with itself).",
+        min=0, max=0.99,
+    )
     target_modules: list[str] = option(
         ["q_proj", "k_proj", "v_proj", "o_proj"], "Names of the linear layers that get adapters."
     )

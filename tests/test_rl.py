@@ -17,6 +17,7 @@ from alignkit.data.comparisons import tokenize_response
 from alignkit.data.records import Prompt
 from alignkit.errors import AlignkitError, ConfigError
 from alignkit.feedback.checkers import extract_answer, gsm8k_correct
+from alignkit.losses.ppo import policy_loss
 from alignkit.losses.preference import token_logprobs
 from alignkit.models import load_causal_lm, load_tokenizer
 from alignkit.models.reference import FrozenCopy, logprobs_from
@@ -26,6 +27,7 @@ from alignkit.rl.generation import END_OF_TURN, Completion
 from alignkit.rl.rewards import FunctionReward, GSM8KReward, ModelReward
 from alignkit.rl.rollout import RolloutRow, collate_rollouts, compute_advantages, pad_responses, response_frame
 from alignkit.train.rl import RLStep, check_rl_config, run_rl
+from alignkit.train.run import load_trainable_model
 
 
 def row(prompt_length, response, fill=1.0):
@@ -309,6 +311,39 @@ def test_a_tiny_policy_learns_a_planted_reward(algo, word_policy_dir, word_promp
     assert (out / "model" / "model.safetensors").exists()
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert {s["iteration"] for s in samples} == {0, 4} and all("completion" in s for s in samples)
+
+
+def test_the_first_update_sees_a_ratio_of_one_with_lora_dropout(word_policy_dir, word_prompts, tmp_path,
+                                                              monkeypatch):
+    """Old log-probs come from a no-gradient pass, the first update's from a training pass: before
+    any update they must be the same numbers, whatever dropout the adapters have."""
+    import alignkit.train.rl as rl
+
+    firsts = []
+
+    def recording_policy_loss(logp, old_logp, *args):
+        firsts.append((logp.detach().clone(), old_logp.clone(), args[1].clone()))
+        return policy_loss(logp, old_logp, *args)
+
+    def with_working_adapters(*args):  # B starts at 0, which would hide the adapters' dropout
+        model = load_trainable_model(*args)
+        gen = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for name, weight in model.named_parameters():
+                if "lora_B" in name:
+                    weight.copy_(torch.randn(weight.shape, generator=gen))
+        return model
+
+    monkeypatch.setattr(rl, "policy_loss", recording_policy_loss)
+    monkeypatch.setattr(rl, "load_trainable_model", with_working_adapters)
+    run_rl(load_config(RLConfig, None, [
+        f"output_dir={tmp_path / 'run'}", f"model.name={word_policy_dir}", f"data.train={word_prompts}",
+        "data.eval_fraction=0", "reward.kind=function", "reward.function=helpers:river_share", "rl.algo=rloo",
+        "rl.samples_per_prompt=4", "rl.prompts_per_iteration=2", "rl.iterations=1", "lora.enabled=true",
+        "lora.dropout=0.5", "train.batch_size=8", "train.micro_batch_size=8", "generation.max_new_tokens=6"]))
+    logp, old_logp, mask = firsts[0]
+    ratio = torch.exp(logp - old_logp)[mask]
+    assert ratio.numel() > 8 and torch.allclose(ratio, torch.ones_like(ratio), atol=1e-5), ratio
 
 
 def test_resume_continues_exactly_with_the_kl_controller_state(word_policy_dir, word_prompts, tmp_path, monkeypatch):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 
 import torch
+from torch import nn
 
 from alignkit.config import DataConfig, RLConfig, RLSettings
 from alignkit.data.collate import collate
@@ -34,6 +35,7 @@ from alignkit.rl.kl import kl_estimate
 from alignkit.rl.rewards import build_reward
 from alignkit.rl.rollout import collate_rollouts
 from alignkit.train.engine import Engine, RunResult, StepOutput, process_state
+from alignkit.train.reporting import console
 from alignkit.train.run import load_stage_tokenizer, load_trainable_model, prepare_run_dir
 
 
@@ -147,6 +149,11 @@ def run_rl(config: RLConfig, *, resume: bool = False) -> RunResult:
     device = process_state().device
     policy = load_trainable_model(config.model, config.lora, config.train.seed)
     model = _actor_critic(config, policy)
+    switched_off = switch_off_dropout(model)
+    if switched_off:
+        setting = f"lora.dropout {config.lora.dropout} is not applied; " if config.lora.dropout > 0 else ""
+        console.print(f"[yellow]rl: dropout switched off in {len(switched_off)} modules ({setting}e.g. "
+                      f"{switched_off[0]}), so that the PPO ratio compares the policy with itself")
     strategy = config.rl.reference
     if strategy == "auto":
         strategy = "adapter" if config.lora.enabled else "copy"
@@ -157,6 +164,31 @@ def run_rl(config: RLConfig, *, resume: bool = False) -> RunResult:
     collector = RolloutCollector(config, prompts, eval_prompts, tokenizer, reward, reference, step, run_dir)
     engine = Engine(model, tokenizer, step, config.train, run_dir)
     return engine.fit_online(collector, config.rl.iterations, resume=resume, merge_lora=config.lora.merge_on_save)
+
+
+DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
+
+
+def switch_off_dropout(model: nn.Module) -> list[str]:
+    """Sets every dropout probability in ``model`` to 0 (dropout modules, e.g. LoRA's, and the
+    ``attention_dropout`` of transformers' attention layers); returns the names of those that were on.
+
+    Why: rollouts (old log-probabilities, values) come from a no-gradient pass in eval mode and the
+    updates from a training pass; with dropout on in the latter, the ratio π_θ/π_old of the first
+    minibatch, before any update, is not 1 but a random factor, and clipping acts on dropout noise.
+    Computing the old log-probabilities in train mode instead would not help: they would draw other
+    dropout masks than the update's. So RL trains without dropout (as TRL's PPO trainer does), and the
+    old log-probabilities are exactly those of the first update's forward pass.
+    """
+    switched = []
+    for name, module in model.named_modules():
+        if isinstance(module, DROPOUT) and module.p > 0:
+            module.p = 0.0
+            switched.append(name)
+        if isinstance(getattr(module, "attention_dropout", None), float) and module.attention_dropout > 0:
+            module.attention_dropout = 0.0
+            switched.append(name)
+    return switched
 
 
 def _actor_critic(config: RLConfig, policy) -> ActorCritic:

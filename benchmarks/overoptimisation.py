@@ -94,7 +94,8 @@ def run_ppo(out: Path, beta: float, iterations: int, overrides: list[str]) -> No
     barely moved in 7 iterations) and unfinished replies kept as scored (no penalty)."""
     _alignkit("rl", BASE_CONFIG, [
         f"output_dir={out / f'ppo-beta-{beta:g}'}", f"reward.path={out / 'proxy'}", "reward.max_length=64",
-        f"rl.kl_coef={beta}", "rl.kl_target=null", "rl.critic=head", "rl.unfinished=score",
+        f"rl.kl_coef={beta}", "rl.kl_target=null", "rl.kl_horizon=10000",  # fixed β: the recipe's horizon is off
+        "rl.critic=head", "rl.unfinished=score",
         f"rl.iterations={iterations}", "rl.eval_prompts=0", "rl.monitors=[overoptimisation:gold]",
         f"generation.max_new_tokens={MAX_NEW_TOKENS}", f"generation.max_prompt_length={MAX_PROMPT_TOKENS}",
         "train.learning_rate=2e-3", "rl.ppo_epochs=4", *overrides])

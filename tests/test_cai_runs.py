@@ -220,7 +220,7 @@ def test_cai_label_on_pairs_sampled_from_a_policy(tiny_model_dir, prompts_file, 
 
 def test_bad_settings_are_refused_before_anything_runs(pairs_file, tmp_path, capsys):
     base = ["cai", "label", "--set", f"output_dir={tmp_path / 'x'}", "--set", f"data.train={pairs_file}"]
-    assert main([*base, "--set", "label.cot_clamp_low=0.7"]) == 2
+    assert main([*base, "--set", "label.chain_of_thought=true", "--set", "label.cot_clamp_low=0.7"]) == 2
     assert "label.cot_clamp_low (0.7) is above label.cot_clamp_high" in capsys.readouterr().err
     assert main([*base, "--set", "label.few_shot=9"]) == 2
     assert "label.few_shot is 9" in capsys.readouterr().err

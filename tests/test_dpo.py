@@ -134,11 +134,12 @@ def test_every_variant_learns_a_planted_preference(tiny_model_dir, pairs_file, t
     β mean log π for ORPO and SimPO), and the mean margin grew from where it started (0 with a reference,
     where π_θ starts as π_ref)."""
     out = tmp_path / loss
+    smoothing = ["preference.label_smoothing=0.1"] if loss == "cdpo" else []
     result = run_dpo(load_config(DPOConfig, None, [
         f"output_dir={out}", f"model.name={tiny_model_dir}", f"data.train={pairs_file}", "data.eval_fraction=0.2",
         "data.max_length=64", "train.batch_size=8", "train.micro_batch_size=8", "train.epochs=3",
         "train.learning_rate=3e-3", "train.schedule=constant", f"preference.loss={loss}",
-        "preference.label_smoothing=0.1"]))
+        *smoothing]))
     assert result.steps == 24
     assert yaml.safe_load((out / "config.yaml").read_text())["preference"]["beta"] == DEFAULT_BETA[loss]
     start = result.eval_before.get("eval_reward_margin", 0.0)

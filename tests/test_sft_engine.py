@@ -148,6 +148,12 @@ def test_lora_and_packing_run_and_save_a_merged_model(tiny_model_dir, tmp_path):
     assert json.loads((out / "eval.json").read_text())["eval_loss"] > 0
 
 
+def test_max_steps_over_epochs_is_said(tiny_model_dir, tmp_path, capsys):
+    run_sft(tiny_config(tiny_model_dir, tmp_path / "run", "train.epochs=3", "train.max_steps=2"))
+    assert [row["step"] for row in losses(tmp_path / "run") if "loss" in row] == [1, 2]
+    assert "train.max_steps (2) sets the length of the run; train.epochs (3) does not apply" in capsys.readouterr().err
+
+
 def test_checkpoints_of_a_tied_embedding_model_save_quietly(tiny_model_dir, tmp_path, caplog):
     """accelerate drops the tied output weight from a checkpoint and warns each time; loading re-ties it
     (the exact-resume test above), so the warning is left out of the run's log."""

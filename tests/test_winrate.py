@@ -114,6 +114,19 @@ def test_held_out_records_are_of_the_kind_the_run_trained_on(tmp_path, config_cl
     assert winrate_prompts(tmp_path, None, 1) == [records[0].prompt]
 
 
+def test_held_out_records_read_an_older_runs_config_with_keys_its_stage_no_longer_takes(tmp_path):
+    """Run folders written before each stage had its own data keys hold SFT's too (data.packing, ...), and a
+    mean-pooling reward model's reward.share_prompt: true; their split keys still rebuild the held-out split."""
+    data = write_jsonl(tmp_path / "data.jsonl", planted_pairs(8))
+    written = to_dict(load_config(RMConfig, None, [f"data.train={data}", "data.eval_fraction=0.25",
+                                                   "reward.pooling=mean"]))
+    written["data"] |= {"packing": False, "padding_free": False, "loss_on": "all_assistant"}
+    written["reward"]["share_prompt"] = True
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(written))
+    records = held_out_records(tmp_path)
+    assert len(records) == 2 and all(isinstance(r, PreferencePair) for r in records)
+
+
 @pytest.fixture(scope="module")
 def folders(tiny_model_dir, tokenizer_dir, tmp_path_factory):
     """An SFT-like policy run folder (model/ and config.yaml), a baseline model folder and a judge run folder."""

@@ -156,6 +156,9 @@ class Engine:
         cfg, acc = self.config, self.accelerator
         plan = BatchPlan(len(train_rows), cfg.batch_size, cfg.micro_batch_size, acc.num_processes, cfg.seed)
         total = cfg.max_steps or cfg.epochs * plan.steps_per_epoch
+        if cfg.max_steps is not None and cfg.epochs != 1 and self.is_main:
+            console.print(f"[yellow]train.max_steps ({cfg.max_steps}) sets the length of the run; "
+                          f"train.epochs ({cfg.epochs}) does not apply")
 
         def train_round(step: int) -> tuple[dict[str, float], int]:
             rows = [[train_rows[i] for i in mb] for mb in plan.micro_batches(step, acc.process_index)]

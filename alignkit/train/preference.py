@@ -82,7 +82,7 @@ class PairwiseStep(RowCountedStep):
         self.evaluate_at_start = reference is None  # with π_θ = π_ref every margin is 0 and the loss is known
 
     def collate(self, rows):
-        return collate_pairs(rows, self.pad_token_id, share_prompt=self.config.share_prompt)
+        return collate_pairs(rows, self.pad_token_id, share_prompt=self.config.shares_prompt())
 
     def loss(self, model, batch) -> StepOutput:
         sums, lengths = model_sequence_logprobs(model, batch)

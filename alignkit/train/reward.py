@@ -67,7 +67,7 @@ def run_rm(config: RMConfig, *, resume: bool = False) -> list[RunResult]:
 
     train_groups, eval_groups = prepare(train_records, "train"), prepare(eval_records, "eval")
     size = config.reward.ensemble_size
-    share_prompt = config.reward.share_prompt and config.reward.pooling == "last"
+    share_prompt = config.reward.shares_prompt()
     results = []
     for member in range(size):
         member_dir = run_dir if size == 1 else run_dir / f"member-{member}"

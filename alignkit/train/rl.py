@@ -18,7 +18,7 @@ import itertools
 import torch
 from torch import nn
 
-from alignkit.config import DataConfig, RLConfig, RLSettings
+from alignkit.config import DataConfig, RLConfig
 from alignkit.data.collate import collate
 from alignkit.data.prepare import load_split, tokenize_records
 from alignkit.data.tokenize import tokenize_demonstration
@@ -133,9 +133,6 @@ def check_rl_config(config: RLConfig) -> None:
     if s.algo == "ppo" and s.critic == "separate" and s.critic_init == "reward" and config.reward.kind != "model":
         raise ConfigError("rl.critic_init: 'reward' starts the critic from the reward model, which needs "
                           "reward.kind: model; use critic_init: policy")
-    if s.unfinished != "penalty" and s.unfinished_penalty != RLSettings.unfinished_penalty:
-        raise ConfigError(f"rl.unfinished_penalty ({s.unfinished_penalty}) applies only with rl.unfinished: penalty "
-                          f"(got rl.unfinished: {s.unfinished}); remove it or set rl.unfinished: penalty")
 
 
 def run_rl(config: RLConfig, *, resume: bool = False) -> RunResult:
@@ -204,7 +201,7 @@ def _actor_critic(config: RLConfig, policy) -> ActorCritic:
 
 def _ptx_rows(config: RLConfig, tokenizer) -> list:
     """Tokenised demonstrations of ``rl.ptx_data`` for PPO-ptx."""
-    data = DataConfig(train=config.rl.ptx_data, eval_fraction=0, max_length=config.data.max_length, on_error="skip")
+    data = DataConfig(train=config.rl.ptx_data, eval_fraction=0, on_error="skip")
     records, _ = load_split(data, "demonstration", seed=config.train.seed)
     return tokenize_records(records, "ptx", lambda r, where: tokenize_demonstration(
-        r, tokenizer, max_length=data.max_length, location=where), on_error="skip")
+        r, tokenizer, max_length=config.rl.ptx_max_length, location=where), on_error="skip")

@@ -10,6 +10,7 @@ import yaml
 from alignkit.cli import main
 from alignkit.config import DPOConfig, GenerationConfig, RLConfig, RMConfig, SFTConfig, load_config, to_dict
 from alignkit.config.base import _check
+from alignkit.config.shared import layer_indices
 from alignkit.errors import ConfigError
 from alignkit.feedback.config import CAILabelConfig, CAIReviseConfig
 from alignkit.pipeline.config import PipelineConfig
@@ -148,6 +149,7 @@ def test_preference_share_prompt_default_follows_the_loss(overrides, shares):
     ("cls", "overrides", "message"),
     [
         (SFTConfig, ["lora.r=8"], "'lora.r' is 8, but it acts only when lora.enabled == true (lora.enabled is False)"),
+        (SFTConfig, ["lora.layers=top 2"], "'lora.layers' is 'top 2', but it acts only when lora.enabled == true"),
         (SFTConfig, ["data.eval=x.jsonl", "data.eval_fraction=0.2"],
          "'data.eval_fraction' is 0.2, but it acts only when data.eval == null (data.eval is 'x.jsonl')"),
         (SFTConfig, ["model.name=/a/folder", "model.cache_dir=/tmp/cache"],
@@ -226,15 +228,50 @@ def test_every_condition_names_a_sibling_key_and_a_value_it_can_take(cls):
                 assert _check(value, hints[other], fields[other].metadata, other, "") == value, condition
 
 
+# ---------------------------------------------------------------- lora.layers
+
+
+@pytest.mark.parametrize(("value", "expected"), [("top 8", "top 8"), ("[0, 3]", [0, 3]), ("[5]", [5]), ("null", None)])
+def test_lora_layers_take_top_n_or_block_indices(value, expected):
+    config = load_config(SFTConfig, None, ["lora.enabled=true", f"lora.layers={value}"])
+    assert config.lora.layers == expected
+
+
+@pytest.mark.parametrize("value", ["bottom 2", "top 0", "top", "top -1", "top 2.5", "[]", "[-1]", "[1.5]", "3",
+                                   "[a]", "[true]", "[1, 1]"])
+def test_lora_layers_refuse_anything_else(value):
+    with pytest.raises(ConfigError) as info:
+        load_config(SFTConfig, None, ["lora.enabled=true", f"lora.layers={value}"])
+    assert str(info.value) == ("config: 'lora.layers' must be 'top N' (N >= 1) or a list of distinct block indices "
+                               f"(integers >= 0), got {yaml.safe_load(value)!r}")
+
+
+@pytest.mark.parametrize(("layers", "count", "expected"),
+                         [("top 3", 30, [27, 28, 29]), ("top 30", 30, list(range(30))), ([29, 0], 30, [0, 29]),
+                          (None, 30, None), ("top 1", 2, [1])])
+def test_layer_indices_resolve_against_the_models_layer_count(layers, count, expected):
+    assert layer_indices(layers, count) == expected
+
+
+@pytest.mark.parametrize(("layers", "message"), [
+    ([3, 30], "lora.layers: [3, 30] selects block 30, but the model has 30 layers (blocks 0-29)"),
+    ("top 31", "lora.layers: 'top 31' asks for 31 blocks, but the model has 30 layers (blocks 0-29)"),
+])
+def test_layer_indices_out_of_range_name_the_key_the_value_and_the_layer_count(layers, message):
+    with pytest.raises(ConfigError) as info:
+        layer_indices(layers, 30)
+    assert str(info.value) == message
+
+
 # ---------------------------------------------------------------- round trips and the shipped recipes
 
 
 @pytest.mark.parametrize(
     ("cls", "overrides"),
     [
-        (SFTConfig, ["train.max_steps=5", "data.packing=true", "lora.enabled=true", "lora.r=4"]),
+        (SFTConfig, ["train.max_steps=5", "data.packing=true", "lora.enabled=true", "lora.layers=top 1"]),
         (RMConfig, ["reward.pooling=mean", "reward.ensemble_size=2", "reward.bootstrap=true", "lora.enabled=true",
-                    "lora.target_modules=[q_proj]"]),
+                    "lora.layers=[0, 1]", "lora.target_modules=[q_proj]"]),
         (DPOConfig, ["preference.loss=kto", "preference.kto_desirable_weight=1.5", "data.eval=x.jsonl"]),
         (RLConfig, ["rl.algo=grpo", "rl.samples_per_prompt=4", "rl.group_scale=none", "rl.ptx_coef=0.1",
                     "rl.ptx_max_length=64", "reward.kind=function", "reward.function=m:f"]),

@@ -18,7 +18,7 @@ from alignkit.config.generation import GenerationConfig
 from alignkit.config.rl import RewardSourceConfig, RLConfig, RLDataConfig, RLSettings
 from alignkit.config.rm import RewardConfig, RMConfig, RMDataConfig
 from alignkit.config.sft import SFTConfig, SFTDataConfig
-from alignkit.config.shared import DataConfig, LoraConfig, ModelConfig, TrainConfig
+from alignkit.config.shared import DataConfig, LoraConfig, ModelConfig, TrainConfig, layer_indices
 
 __all__ = [
     "DPOConfig",
@@ -39,6 +39,7 @@ __all__ = [
     "SFTDataConfig",
     "TrainConfig",
     "describe",
+    "layer_indices",
     "load_config",
     "load_sections",
     "option",

@@ -15,6 +15,7 @@ import difflib
 import operator
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,14 +31,16 @@ def option(
     min: float | None = None,
     max: float | None = None,
     only: str | tuple[str, ...] = (),
+    parse: Callable[[Any], Any] | None = None,
 ) -> Any:
     """A config field with its documentation and optional inclusive bounds.
 
     ``only``: the conditions under which the key acts, each ``"<key of the same section> <op> <value>"``
     with op ``==``, ``!=`` or ``>`` and the value as YAML writes it (``"algo == ppo"``, ``"kl_target != null"``).
-    Where one fails, the key must keep its default.
+    Where one fails, the key must keep its default. ``parse`` replaces the type check: it returns the value
+    to store or raises ValueError saying what is expected.
     """
-    meta = {"doc": doc, "min": min, "max": max, "only": (only,) if isinstance(only, str) else only}
+    meta = {"doc": doc, "min": min, "max": max, "only": (only,) if isinstance(only, str) else only, "parse": parse}
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -148,6 +151,11 @@ def _check(value: Any, hint: Any, meta: Any, key: str, where: str) -> Any:
     def fail(expected: str) -> typing.NoReturn:
         raise ConfigError(f"{where}: '{key}' must be {expected}, got {value!r}")
 
+    if meta["parse"] is not None:
+        try:
+            return meta["parse"](value)
+        except ValueError as exc:
+            fail(str(exc))
     args = typing.get_args(hint)
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         if value is None and type(None) in args:

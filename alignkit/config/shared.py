@@ -4,9 +4,11 @@ data comes from and how it is split (each stage extends that with its own data k
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+import re
+from typing import Any, Literal
 
 from alignkit.config.base import option
+from alignkit.errors import ConfigError
 
 
 @dataclasses.dataclass
@@ -27,6 +29,39 @@ class ModelConfig:
     gradient_checkpointing: bool = option(False, "Recompute activations in backward to save memory.")
 
 
+_TOP = re.compile(r"top ([1-9][0-9]*)")
+_LAYERS_EXPECTED = "'top N' (N >= 1) or a list of distinct block indices (integers >= 0)"
+
+
+def _layer_selection(value: Any) -> str | list[int] | None:
+    """``lora.layers`` as written, checked: null, 'top N' or a list of distinct block indices."""
+    if value is None or (isinstance(value, str) and _TOP.fullmatch(value)):
+        return value
+    if isinstance(value, list) and value and len(set(value)) == len(value) and all(
+        isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in value
+    ):
+        return list(value)
+    raise ValueError(_LAYERS_EXPECTED)
+
+
+def layer_indices(layers: str | list[int] | None, num_layers: int) -> list[int] | None:
+    """The block indices, ascending, that ``lora.layers`` selects in a model of ``num_layers`` transformer
+    blocks (None: every block); ConfigError naming the key, the value and the model's layer count when the
+    selection reaches past the last block."""
+    if layers is None:
+        return None
+    have = f"the model has {num_layers} layers (blocks 0-{num_layers - 1})"
+    if isinstance(layers, str):
+        count = int(_TOP.fullmatch(layers).group(1))
+        if count > num_layers:
+            raise ConfigError(f"lora.layers: {layers!r} asks for {count} blocks, but {have}")
+        return list(range(num_layers - count, num_layers))
+    beyond = [i for i in layers if i >= num_layers]
+    if beyond:
+        raise ConfigError(f"lora.layers: {layers} selects block {beyond[0]}, but {have}")
+    return sorted(layers)
+
+
 @dataclasses.dataclass
 class LoraConfig:
     enabled: bool = option(False, "Train LoRA adapters (peft) instead of all weights.")
@@ -38,8 +73,17 @@ class LoraConfig:
     )
     target_modules: list[str] = option(
         ["q_proj", "k_proj", "v_proj", "o_proj"],
-        "Names of the linear layers that get adapters.",
+        "Linear layers that get adapters, by name within a transformer block (q_proj, mlp.down_proj, ...) or by "
+        "full dotted name; a name matches every linear layer whose name ends with it.",
         only="enabled == true",
+    )
+    layers: str | list[int] | None = option(
+        None,
+        "Which transformer blocks get adapters: 'top N' (the last N blocks, those nearest the output; backward "
+        "stops there), a list of block indices from 0, or null (every block). With a selection, target_modules "
+        "name layers within a block.",
+        only="enabled == true",
+        parse=_layer_selection,
     )
     merge_on_save: bool = option(
         True, "Merge adapters into the weights when saving the final model.", only="enabled == true"

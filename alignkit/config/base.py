@@ -253,8 +253,9 @@ def describe(config: Any, prefix: str = "") -> list[tuple[str, str, Any, str]]:
             rows += describe(default, prefix + f.name + ".")
             continue
         conditions = " and ".join(prefix + condition for condition in f.metadata["only"])
-        acts = f" Acts only when {conditions}." if conditions else ""
-        rows.append((prefix + f.name, _type_name(hint), default, f.metadata["doc"] + _bounds(f.metadata) + acts))
+        bounds = _bounds(f.metadata)
+        acts = f"{'.' if bounds else ''} Acts only when {conditions}." if conditions else ""
+        rows.append((prefix + f.name, _type_name(hint), default, f.metadata["doc"] + bounds + acts))
     wired = getattr(defaults, "WIRED", {})
     return [row for row in rows if row[0] not in wired]
 

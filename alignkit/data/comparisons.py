@@ -15,10 +15,9 @@ import torch
 
 from alignkit.data.collate import collate
 from alignkit.data.prepare import console
-from alignkit.data.records import Demonstration, PreferencePair, Ranking
+from alignkit.data.records import Demonstration, PreferencePair, Ranking, ranking_to_pairs
 from alignkit.data.shared_prefix import collate_shared_prefix
 from alignkit.data.tokenize import IGNORE_INDEX, TokenizedExample, tokenize_demonstration
-from alignkit.losses.reward import ranking_to_pairs
 
 
 @dataclass

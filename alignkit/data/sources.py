@@ -20,9 +20,10 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from alignkit.data.readers import read_hub_rows, read_rows
+from alignkit.data import human_preferences
+from alignkit.data.readers import read_hub_rows, read_jsonl_rows, read_rows
 from alignkit.data.records import RECORD_TYPES
-from alignkit.errors import DataError
+from alignkit.errors import DataError, RowDropped
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ class DatasetSpec:
     ``local``: path under the data root of the local copy, which stands for the split ``local_split``.
     ``hub`` / ``hub_config`` / ``hub_data_dir``: the public copy, for ``datasets.load_dataset``.
     ``adapters``: record kind -> adapter.
+    ``local_reader``: how the local copy is read, when :func:`~alignkit.data.readers.read_rows` would
+    misread it (a file whose name does not say its format).
     """
 
     local: str
@@ -45,16 +48,19 @@ class DatasetSpec:
     adapters: dict[str, Adapter]
     hub_config: str | None = None
     hub_data_dir: str | None = None
+    local_reader: Callable[[Path, list | None], Iterator[tuple[str, dict]]] | None = None
 
 
 @dataclasses.dataclass
 class LoadedRecords:
     """What :func:`load_records` returns: the records, where each came from (``file:line``, parallel
-    to ``records``), and the ``(location, reason)`` of skipped rows."""
+    to ``records``), the ``(location, reason)`` of skipped (malformed) rows and of dropped rows
+    (well-formed rows that give no record by the dataset's rules, see :class:`~alignkit.errors.RowDropped`)."""
 
     records: list
     skipped: list[tuple[str, str]]
     locations: list[str]
+    dropped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
 # ---------------------------------------------------------------- alpaca seed tasks
@@ -218,6 +224,14 @@ def _gsm8k_demonstrations(row: dict, location: str) -> list:
     return [RECORD_TYPES["demonstration"].from_row({"prompt": question, "response": response}, location)]
 
 
+# ---------------------------------------------------------------- AdvBench
+
+
+def _advbench_prompts(row: dict, location: str) -> list:
+    """The harmful request (``goal``) as a prompt; the affirmative ``target`` opening is not used."""
+    return [RECORD_TYPES["prompt"].from_row({"prompt": _string(row, "goal", location)}, location)]
+
+
 # ---------------------------------------------------------------- registry
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -250,6 +264,34 @@ DATASETS: dict[str, DatasetSpec] = {
         hub_config="main",
         adapters={"steps": _gsm8k_steps, "demonstration": _gsm8k_demonstrations, "prompt": _gsm8k_prompts},
     ),
+    # Human preferences beyond HH (alignkit.data.human_preferences). The local copies are the sets'
+    # test files; offline they answer split "train". The hub copies are community uploads of the same files.
+    "pandalm": DatasetSpec(
+        local="pandalm/testset-v1.json",
+        local_split="train",
+        hub="WeOpenML/PandaLM-testset",
+        adapters={"preference": human_preferences.pandalm_preferences},
+    ),
+    "oasst-en100": DatasetSpec(
+        local="oasst-en100/en_100_message.jsonl",
+        local_split="train",
+        hub="OpenAssistant/oasst1",
+        adapters={"ranking": human_preferences.oasst_rankings, "preference": human_preferences.oasst_preferences},
+    ),
+    "autoj-pairwise": DatasetSpec(
+        local="autoj-pairwise/autoj_pairwise.json",
+        local_split="train",
+        hub="GAIR/autoj-pairwise",
+        adapters={"preference": human_preferences.autoj_preferences},
+        local_reader=read_jsonl_rows,  # JSON Lines despite the .json name
+    ),
+    # Harmful requests for red-teaming (Zou et al. 2023, AdvBench harmful behaviours).
+    "advbench": DatasetSpec(
+        local="advbench/harmful_behaviors.csv",
+        local_split="train",
+        hub="walledai/AdvBench",
+        adapters={"prompt": _advbench_prompts},
+    ),
 }
 
 
@@ -270,6 +312,8 @@ def _known_rows(name: str, spec: DatasetSpec, split: str, skipped: list | None) 
     local = root / spec.local if root is not None else None
     if local is not None and local.is_file() and split == spec.local_split:
         log.info("%s: reading the local copy %s", name, local)
+        if spec.local_reader is not None:
+            return spec.local_reader(local, skipped)
         return read_rows(str(local), skipped=skipped)
     log.info("%s: no local copy of split %r; loading %s from the Hugging Face hub", name, split, spec.hub)
     return read_hub_rows(spec.hub, split, config=spec.hub_config, data_dir=spec.hub_data_dir)
@@ -307,16 +351,20 @@ def load_records(source: str, kind: str, *, split: str = "train", on_error: str 
         adapter, rows = _plain_adapter(kind), read_rows(source, split, skipped=row_skips)
     records: list = []
     locations: list[str] = []
+    dropped: list[tuple[str, str]] = []
     for location, row in rows:
         try:
             made = adapter(row, location)
             records.extend(made)
             locations.extend([location] * len(made))
+        except RowDropped as exc:
+            dropped.append((exc.location, exc.problem))
         except DataError as exc:
             if on_error == "raise":
                 raise
             skipped.append((exc.location, exc.problem))
     if not records:
         first = f"; first skipped: {skipped[0][0]}: {skipped[0][1]}" if skipped else ""
-        raise DataError(source, f"no {kind} records ({len(skipped)} rows skipped{first})")
-    return LoadedRecords(records=records, skipped=skipped, locations=locations)
+        dropped_note = f", {len(dropped)} dropped by the dataset's rules" if dropped else ""
+        raise DataError(source, f"no {kind} records ({len(skipped)} rows skipped{dropped_note}{first})")
+    return LoadedRecords(records=records, skipped=skipped, locations=locations, dropped=dropped)

@@ -18,7 +18,6 @@ import torch
 import torch.nn.functional as F
 
 
-
 def bradley_terry_loss(
     chosen: torch.Tensor, rejected: torch.Tensor, margin: torch.Tensor | None = None
 ) -> torch.Tensor:

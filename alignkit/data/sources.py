@@ -72,19 +72,31 @@ def _alpaca_demonstrations(row: dict, location: str) -> list:
     Accepts seed-task rows (``instruction`` + ``instances: [{input, output}]``) and the flat rows of the
     hub's generated Alpaca set (``instruction``, ``input``, ``output``).
     """
+    return [RECORD_TYPES["demonstration"].from_row(
+        {"prompt": prompt, "response": _string(instance, "output", location)}, location)
+        for prompt, instance in _alpaca_instances(row, location)]
+
+
+def _alpaca_prompts(row: dict, location: str) -> list:
+    """The first instance's request (instruction + blank line + input): an ordinary, harmless request."""
+    prompt, _ = _alpaca_instances(row, location)[0]
+    return [RECORD_TYPES["prompt"].from_row({"prompt": prompt}, location)]
+
+
+def _alpaca_instances(row: dict, location: str) -> list[tuple[str, dict]]:
+    """(request, instance) of each instance of an Alpaca row; the request is the instruction, then a blank
+    line and the instance's input when it has one."""
     instruction = _string(row, "instruction", location)
     instances = row.get("instances", [row])
     if not isinstance(instances, list) or not instances:
         raise DataError(location, "field 'instances' must be a non-empty list of {input, output}")
-    records = []
+    requests = []
     for instance in instances:
         if not isinstance(instance, dict):
             raise DataError(location, "each of 'instances' must be an object with 'input' and 'output'")
         given = (instance.get("input") or "").strip()
-        prompt = f"{instruction}\n\n{given}" if given else instruction
-        row_out = {"prompt": prompt, "response": _string(instance, "output", location)}
-        records.append(RECORD_TYPES["demonstration"].from_row(row_out, location))
-    return records
+        requests.append((f"{instruction}\n\n{given}" if given else instruction, instance))
+    return requests
 
 
 def _string(row: dict, name: str, location: str) -> str:
@@ -241,7 +253,7 @@ DATASETS: dict[str, DatasetSpec] = {
         local="alpaca-seed/seed_tasks.jsonl",
         local_split="train",
         hub="tatsu-lab/alpaca",
-        adapters={"demonstration": _alpaca_demonstrations},
+        adapters={"demonstration": _alpaca_demonstrations, "prompt": _alpaca_prompts},
     ),
     # The local copy holds 7 of every 8 rows of the hub's *test* split; offline it is the project's
     # training data, so it answers split "train". Other splits come from the hub.

@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from alignkit.evaluate.intervals import wilson_cc_interval
-
 from alignkit.data.sources import load_records
 from alignkit.errors import AlignkitError
 from alignkit.evaluate import reward_metrics as rm
 from alignkit.evaluate.held_out import held_out_records
+from alignkit.evaluate.intervals import wilson_cc_interval
 from alignkit.io import atomic_write_json
 from alignkit.models.scorer import RewardScorer
 from alignkit.train.reporting import console, summary_table

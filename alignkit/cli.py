@@ -90,8 +90,8 @@ def _add_eval_commands(commands) -> None:
         "winrate",
         help="Win rate of a policy over a baseline policy, judged by a reward model or an AI judge.",
         description="Samples one reply per prompt from each policy, scores both with the judge and reports how "
-        "often the policy's reply scores higher (ties count half), with a 95% bootstrap interval over prompts. "
-        "An AI judge (--ai-judge) is a feedback model asked which reply is better under a principle of "
+        "often the policy's reply scores higher (ties count half), with a 95% interval (Wilson's with continuity "
+        "correction). An AI judge (--ai-judge) is a feedback model asked which reply is better under a principle of "
         "--constitution, in both orders (position bias averaged out); the policy wins where P(its reply "
         "better) > 1/2. Writes winrate.json and samples.jsonl to --out.",
     )
@@ -123,9 +123,16 @@ def _add_eval_commands(commands) -> None:
     _add_sampling_arguments(hacking, baseline=True)
     hacking.add_argument("--probes", metavar="FILE.jsonl", help="Sycophancy probes, one {prompt, wrong, correct} "
                          "per line: the share of replies agreeing with the user's false belief, before and after.")
-    hacking.add_argument("--red-team", metavar="FILE.jsonl", help="Adversarial prompts, one {prompt} per line: the "
-                         "harmful-reply rate of each side, estimated (a heuristic) as the share of non-refusals; "
-                         "with --ai-judge also the AI judge's win rate of policy over baseline on these prompts.")
+    hacking.add_argument("--red-team", metavar="SOURCE", help="Adversarial prompts: a dataset name (advbench) or "
+                         "a .jsonl with one {prompt} per line. Reports the harmful-reply rate of each side, "
+                         "estimated (a heuristic) as the share of non-refusals; with --benign also the share the "
+                         "judge scores below the baseline's median on the ordinary requests; with --ai-judge also "
+                         "the AI judge's win rate of policy over baseline on these prompts.")
+    hacking.add_argument("--benign", metavar="SOURCE", help="Ordinary, harmless requests: a dataset name "
+                         "(alpaca-seed) or a .jsonl of prompts. Reports each side's over-refusal rate, and sets the "
+                         "judge's threshold for --red-team.")
+    hacking.add_argument("--max-red-team", type=int, metavar="N", help="Use the first N prompts of --red-team and "
+                         "of --benign (default: all).")
     _add_ai_judge_arguments(hacking, hacking)
     hacking.add_argument("--out", help="Output folder (default: <policy>/hacking-vs-<baseline folder name>).")
     best_of_n = kinds.add_parser(
@@ -204,7 +211,7 @@ def _add_generation_arguments(parser, *, max_new_tokens: int, temperature: float
     parser.add_argument("--max-new-tokens", type=int, default=max_new_tokens, help="Longest reply in tokens.")
     parser.add_argument("--temperature", type=float, default=temperature, help="Sampling temperature; 0 is greedy.")
     parser.add_argument("--top-p", type=float, default=1.0, help="Nucleus sampling threshold (1: off).")
-    parser.add_argument("--seed", type=int, default=0, help="Seed of the sampling (and of a bootstrap).")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the sampling.")
     parser.add_argument("--batch-size", type=int, default=16, help="Prompts per generate call.")
 
 
@@ -252,12 +259,14 @@ def _run_eval(args) -> None:
     prompts = winrate_prompts(args.policy, args.data, args.num_prompts)
     out = Path(args.out) if args.out else Path(args.policy) / f"{args.eval_kind}-vs-{Path(args.baseline).name}"
     if args.eval_kind == "hacking":
-        from alignkit.evaluate.hacking import evaluate_hacking, load_probes, load_red_team, print_hacking
+        from alignkit.evaluate.hacking import evaluate_hacking, load_probes, load_prompt_set, print_hacking
 
         probes = load_probes(args.probes) if args.probes else None
-        red_team = load_red_team(args.red_team) if args.red_team else None
+        red_team = load_prompt_set(args.red_team, "--red-team", args.max_red_team) if args.red_team else None
+        benign = load_prompt_set(args.benign, "--benign", args.max_red_team) if args.benign else None
         report = evaluate_hacking(args.policy, args.baseline, args.judge, prompts, generation, out, probes=probes,
-                                  red_team=red_team, ai_judge=_ai_judge(args), judge_max_length=args.judge_max_length)
+                                  red_team=red_team, benign=benign, ai_judge=_ai_judge(args),
+                                  judge_max_length=args.judge_max_length)
         print_hacking(report, out)
         return
     report = evaluate_winrate(args.policy, args.baseline, _ai_judge(args) or args.judge, prompts, generation, out,

@@ -22,5 +22,11 @@ class DataError(AlignkitError):
         self.problem = problem
 
 
+class RowDropped(DataError):
+    """A well-formed row that gives no record of the kind asked for, by the dataset's own rules (a
+    comparison its raters called a tie, say). Loading drops such rows and counts them whatever
+    ``on_error`` says."""
+
+
 class TrainingDiverged(AlignkitError):
     """The loss or a gradient became NaN or Inf; the last good checkpoint is left intact."""

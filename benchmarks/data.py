@@ -2,7 +2,7 @@
 
 Both toolkits see the same records: the first ``BATCH`` usable records of the real data (Alpaca seed
 tasks, HH-RLHF harmless pairs, GSM8K questions from ``../shared/data``), in file order, no held-out
-split. :class:`Inputs` holds the :class:`~alignkit.config.DataConfig` that makes an alignkit stage read
+split. :class:`Inputs` holds the data section (the stage's own class) that makes an alignkit stage read
 exactly those records (``max_examples`` counts the skipped ones before them) and TRL's rows of the
 same token ids. Since a step takes ``BATCH`` rows, every step of a run trains on the same batch.
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from alignkit.config import DataConfig
+from alignkit.config import DataConfig, DPODataConfig, RLDataConfig, RMDataConfig, SFTDataConfig
 from alignkit.data.comparisons import drop_identical_pairs, pair_group
 from alignkit.data.prepare import load_split, tokenize_records
 from alignkit.data.tokenize import tokenize_demonstration
@@ -42,8 +42,11 @@ def bench_reward(prompts, completions, **_) -> list[float]:
 
 
 def stage_data(stage: str, max_examples: int | None) -> DataConfig:
-    return DataConfig(train=SOURCES[stage], eval_fraction=0.0, max_examples=max_examples, max_length=MAX_LENGTH,
-                      on_error="skip")
+    """The data section of ``stage``'s config (RL's prompts are cut by generation.max_prompt_length instead)."""
+    common = {"train": SOURCES[stage], "eval_fraction": 0.0, "max_examples": max_examples, "on_error": "skip"}
+    if stage in ("grpo", "ppo"):
+        return RLDataConfig(**common)
+    return {"sft": SFTDataConfig, "rm": RMDataConfig, "dpo": DPODataConfig}[stage](**common, max_length=MAX_LENGTH)
 
 
 def inputs(stage: str, tokenizer) -> Inputs:

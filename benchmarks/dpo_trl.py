@@ -29,6 +29,7 @@ from trl import DPOTrainer
 from alignkit.config import DPOConfig, load_config
 from alignkit.data.prepare import load_split
 from alignkit.models import load_causal_lm, load_tokenizer, resolve_model_path, save_model
+from alignkit.models.lora import lora_targets
 
 if __package__ in (None, ""):  # run as a script: make the benchmarks package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -92,7 +93,7 @@ def main() -> None:
     # precomputed (the starting policy's log-probs, one pass before training).
     ref_model = load_causal_lm(config.model) if reference == "copy" else None
     peft_config = LoraConfig(task_type="CAUSAL_LM", r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                             target_modules=list(lora.target_modules)) if lora.enabled else None
+                             **lora_targets(model, lora)) if lora.enabled else None
     max_steps = args.max_steps or t.max_steps
     trainer_args = TRLDPOConfig(
         output_dir=str(out / "trainer"), per_device_train_batch_size=t.micro_batch_size,

@@ -91,10 +91,11 @@ def train_proxy(out: Path) -> None:
 def run_ppo(out: Path, beta: float, iterations: int, overrides: list[str]) -> None:
     """PPO against the proxy with a fixed KL coefficient ``beta``, gold logged as a monitor: the recipe of
     configs/ppo-smollm2-hh.yaml with a value head, 4 PPO epochs at 2e-3 (at 5e-4 and 2 epochs the policy
-    barely moved in 7 iterations) and no penalty for unfinished replies."""
+    barely moved in 7 iterations) and unfinished replies kept as scored (no penalty)."""
     _alignkit("rl", BASE_CONFIG, [
         f"output_dir={out / f'ppo-beta-{beta:g}'}", f"reward.path={out / 'proxy'}", "reward.max_length=64",
-        f"rl.kl_coef={beta}", "rl.kl_target=null", "rl.critic=head", "rl.unfinished_penalty=0",
+        f"rl.kl_coef={beta}", "rl.kl_target=null", "rl.kl_horizon=10000",  # fixed β: the recipe's horizon is off
+        "rl.critic=head", "rl.unfinished=score",
         f"rl.iterations={iterations}", "rl.eval_prompts=0", "rl.monitors=[overoptimisation:gold]",
         f"generation.max_new_tokens={MAX_NEW_TOKENS}", f"generation.max_prompt_length={MAX_PROMPT_TOKENS}",
         "train.learning_rate=2e-3", "rl.ppo_epochs=4", *overrides])

@@ -27,6 +27,7 @@ from alignkit.config import RMConfig, load_config
 from alignkit.data.comparisons import drop_identical_pairs, pair_group
 from alignkit.data.prepare import load_split, tokenize_records
 from alignkit.models import load_tokenizer, resolve_model_path, save_model
+from alignkit.models.lora import lora_targets
 
 if __package__ in (None, ""):  # run as a script: make the benchmarks package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -60,7 +61,7 @@ def main() -> None:
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
     lora = config.lora
     peft_config = LoraConfig(task_type="SEQ_CLS", r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                             target_modules=list(lora.target_modules))
+                             **lora_targets(model, lora))
     t = config.train
     trainer_args = RewardConfig(
         output_dir=str(out / "trainer"), per_device_train_batch_size=t.micro_batch_size,

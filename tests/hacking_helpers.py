@@ -1,6 +1,5 @@
 """Tiny runs for the reward-hacking and report tests: an RL run with a monitored reward, a judge, probe files."""
 
-import torch
 from helpers import WORDS, word_policy, write_jsonl
 
 from alignkit.config import LoraConfig, ModelConfig, RLConfig, load_config
@@ -33,8 +32,7 @@ def tiny_rl_run(root, tokenizer_dir, iterations: int = 4):
 
 def random_judge(root, tiny_model_dir):
     """A judge folder holding a tiny reward model with a random (seeded) head."""
-    torch.manual_seed(0)
-    judge = load_reward_model(ModelConfig(name=str(tiny_model_dir)), LoraConfig(), "last")
+    judge = load_reward_model(ModelConfig(name=str(tiny_model_dir)), LoraConfig(), "last", seed=0)
     save_model(judge.hf_model, load_tokenizer(str(tiny_model_dir)), root / "judge" / "model")
     return root / "judge"
 

@@ -1,9 +1,11 @@
-"""Small data builders shared by the tests."""
+"""Small data builders and checks shared by the tests."""
 
 import gzip
 import json
 import os
 import random
+
+import pytest
 
 WORDS = [
     "river", "stone", "cloud", "paper", "music", "garden", "window", "letter", "bridge", "candle", "forest", "silver"
@@ -29,6 +31,17 @@ def write_jsonl(path, rows):
     with opener(path, "wt", encoding="utf-8") as out:
         out.write("".join(json.dumps(row) + "\n" for row in rows))
     return path
+
+
+def assert_same_curves(first: list[dict], second: list[dict], keys) -> None:
+    """Two runs' metrics rows log each of ``keys`` at the same steps with the same values (rel 1e-4, abs
+    1e-5). A key that is never logged fails: a misspelt or unlogged key cannot pass unchecked."""
+    assert len(first) == len(second)
+    for key in keys:
+        a, b = ([(row["step"], row[key]) for row in rows if key in row] for rows in (first, second))
+        assert a, f"{key} is never logged"
+        assert [step for step, _ in a] == [step for step, _ in b], key
+        assert [value for _, value in b] == pytest.approx([value for _, value in a], rel=1e-4, abs=1e-5), key
 
 
 def word_policy(out_dir, tokenizer_dir, scale: float = 50.0):
@@ -59,3 +72,8 @@ def river_share(prompts, completions):
 def process_rank_reward(prompts, completions):
     """Every reply scores the rank of the process that sampled it (0 on the first process, 1 on the second)."""
     return [float(os.environ.get("RANK", 0))] * len(completions)
+
+
+def reply_tokens(prompts, completions):
+    """A reward that differs between replies: each reply's length in tokens."""
+    return [float(c.num_tokens) for c in completions]

@@ -61,6 +61,15 @@ def test_hf_option_logprobs_match_a_direct_forward_pass(hf_backend, options):
             assert score == pytest.approx(expected, abs=1e-4)
 
 
+def test_the_local_backend_samples_and_scores_without_the_deprecated_cache_argument(hf_backend, recwarn):
+    """transformers 5 renamed ``past_key_values`` to ``cache`` (the old name goes in 5.40)."""
+    chats = [({"role": "user", "content": "Hi"},), ({"role": "user", "content": "Why?"},)]
+    hf_backend.generate(chats, GenerationConfig(max_new_tokens=3, temperature=1.0))
+    scores = hf_backend.option_logprobs(chats, ("(A)", "(A) or (B)"), GenerationConfig())  # the second from the cache
+    assert len(scores) == 2
+    assert [str(w.message) for w in recwarn if "past_key_values" in str(w.message)] == []
+
+
 def test_hf_generate_is_seeded(hf_backend):
     chats = [({"role": "user", "content": f"Say {w}"},) for w in ("a", "b", "c")]
     config = GenerationConfig(max_new_tokens=5, temperature=1.0, batch_size=2, seed=1)
@@ -211,7 +220,7 @@ def test_cai_label_on_pairs_sampled_from_a_policy(tiny_model_dir, prompts_file, 
 
 def test_bad_settings_are_refused_before_anything_runs(pairs_file, tmp_path, capsys):
     base = ["cai", "label", "--set", f"output_dir={tmp_path / 'x'}", "--set", f"data.train={pairs_file}"]
-    assert main([*base, "--set", "label.cot_clamp_low=0.7"]) == 2
+    assert main([*base, "--set", "label.chain_of_thought=true", "--set", "label.cot_clamp_low=0.7"]) == 2
     assert "label.cot_clamp_low (0.7) is above label.cot_clamp_high" in capsys.readouterr().err
     assert main([*base, "--set", "label.few_shot=9"]) == 2
     assert "label.few_shot is 9" in capsys.readouterr().err

@@ -251,3 +251,26 @@ def test_skip_examples_gives_disjoint_training_slices_of_one_split(tmp_path):
     (first, held_out), (second, same_held_out) = slice_of(0), slice_of(6)
     assert len(first) == len(second) == 6 and not set(first) & set(second)
     assert held_out == same_held_out and not set(held_out) & (set(first) | set(second))
+
+
+def test_json_array_and_csv_rows(tmp_path):
+    array = tmp_path / "rows.json"
+    array.write_text(json.dumps([{"a": 1}, {"a": 2}]))
+    assert list(read_rows(str(array))) == [(f"{array}[row 0]", {"a": 1}), (f"{array}[row 1]", {"a": 2})]
+    lines = tmp_path / "lines.json"
+    lines.write_text('{"a": 1}\n{"a": 2}\n')
+    with pytest.raises(DataError, match=r"lines.json:2: not valid JSON \(Extra data.*looks like JSON Lines"):
+        list(read_rows(str(lines)))
+    scalar = tmp_path / "scalar.json"
+    scalar.write_text('{"a": 1}')
+    with pytest.raises(DataError, match="expected a JSON array of objects, got a JSON dict"):
+        list(read_rows(str(scalar)))
+    table = tmp_path / "rows.csv"
+    table.write_text('goal,target\nfirst,"Sure, here"\nsecond,x\n')
+    assert list(read_rows(str(table))) == [
+        (f"{table}:2", {"goal": "first", "target": "Sure, here"}),
+        (f"{table}:3", {"goal": "second", "target": "x"}),
+    ]
+    table.write_text("goal,target\nonly-one-field\n")
+    with pytest.raises(DataError, match=r"rows.csv:2: expected 2 fields \(goal, target\)"):
+        list(read_rows(str(table)))

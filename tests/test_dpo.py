@@ -1,26 +1,29 @@
 """The DPO family on a tiny random model: a planted preference is learned, the reference strategies
-agree, the reference cache is reused, every variant trains, and bad input is refused clearly."""
+agree, the reference cache is reused, every variant learns it, and bad input is refused clearly."""
 
 import json
 import math
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
-from helpers import planted_pairs, write_jsonl
+import yaml
+from helpers import assert_same_curves, planted_pairs, write_jsonl
 
 from alignkit.cli import main
-from alignkit.config import DPOConfig, load_config
+from alignkit.config import DPOConfig, PreferenceConfig, load_config
 from alignkit.data.comparisons import tokenize_response
 from alignkit.data.preference import PreferenceRow, pair_rows
 from alignkit.data.sources import load_records
+from alignkit.data.tokenize import IGNORE_INDEX, TokenizedExample
 from alignkit.errors import ConfigError, DataError
 from alignkit.models import apply_lora, load_causal_lm, load_tokenizer
-from alignkit.models.reference import CACHE_FILE, DisabledAdapter, precompute_reference_logps
+from alignkit.models.reference import CACHE_FILE, DisabledAdapter, Precomputed, precompute_reference_logps
 from alignkit.train.engine import Engine
-from alignkit.train.preference import PairwiseStep, run_dpo
+from alignkit.train.preference import PairwiseStep, run_dpo, with_paper_beta
 
 
 def dpo_config(model_dir, out, data, *extra):
@@ -90,13 +93,11 @@ def test_reference_strategies_give_the_adapter_disabled_numbers(tiny_model_dir, 
     runs = {}
     for name in ("adapter", strategy):
         runs[name] = tmp_path / name
-        run_dpo(dpo_config(tiny_model_dir, runs[name], pairs_file, "train.max_steps=3", "lora.enabled=true",
-                           "data.max_examples=24", "data.max_eval_examples=8", f"preference.reference={name}"))
-    first, second = read_metrics(runs["adapter"]), read_metrics(runs[strategy])
-    for a, b in zip(first, second, strict=True):
-        for key in ("loss", "eval_loss", "reward_margin", "eval_reward_margin"):
-            if key in a:
-                assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), key
+        run_dpo(dpo_config(tiny_model_dir, runs[name], pairs_file, "train.max_steps=3", "train.eval_every=2",
+                           "lora.enabled=true", "data.max_examples=24", "data.max_eval_examples=8",
+                           f"preference.reference={name}"))
+    assert_same_curves(read_metrics(runs["adapter"]), read_metrics(runs[strategy]),
+                       ("loss", "eval_loss", "reward_margin", "eval_reward_margin"))
 
 
 def test_precomputed_reference_is_cached_and_reused(tiny_model_dir, tokenizer, tmp_path):
@@ -122,18 +123,57 @@ def test_precomputed_reference_is_cached_and_reused(tiny_model_dir, tokenizer, t
     assert compute(model, "another-model") != first  # another fingerprint recomputes
 
 
-@pytest.mark.parametrize("loss", ["cdpo", "ipo", "hinge", "kto", "orpo", "simpo"])
-def test_every_variant_trains(tiny_model_dir, pairs_file, tmp_path, loss):
-    run_dpo(dpo_config(tiny_model_dir, tmp_path / loss, pairs_file, "train.max_steps=2", "data.max_examples=16",
-                       "data.max_eval_examples=8", f"preference.loss={loss}", "preference.label_smoothing=0.1"))
-    report = json.loads((tmp_path / loss / "eval.json").read_text())
-    assert math.isfinite(report["eval_loss"])
-    assert 0.0 <= report["eval_reward_accuracy"] <= 1.0
-    logged = read_metrics(tmp_path / loss)[-1]
-    if loss == "kto":
-        assert logged["kl"] >= 0
-    if loss == "orpo":
-        assert logged["nll_chosen"] > 0 and logged["odds_ratio_loss"] > 0
+# β when none is set: SimPO's paper tunes it in 2.0-2.5 (with γ/β ≈ 0.5), the others use DPO's 0.1
+DEFAULT_BETA = {"dpo": 0.1, "cdpo": 0.1, "ipo": 0.1, "hinge": 0.1, "kto": 0.1, "orpo": 0.1, "simpo": 2.0}
+
+
+@pytest.mark.parametrize("loss", sorted(DEFAULT_BETA))
+def test_every_variant_learns_a_planted_preference(tiny_model_dir, pairs_file, tmp_path, loss):
+    """Chosen replies hold the word 'banana', rejected ones do not. After 24 steps at the loss's default β,
+    the chosen reply scores higher on >= 80% of held-out pairs (the implicit reward β log π/π_ref; SimPO's
+    β mean log π for ORPO and SimPO), and the mean margin grew from where it started (0 with a reference,
+    where π_θ starts as π_ref)."""
+    out = tmp_path / loss
+    smoothing = ["preference.label_smoothing=0.1"] if loss == "cdpo" else []
+    result = run_dpo(load_config(DPOConfig, None, [
+        f"output_dir={out}", f"model.name={tiny_model_dir}", f"data.train={pairs_file}", "data.eval_fraction=0.2",
+        "data.max_length=64", "train.batch_size=8", "train.micro_batch_size=8", "train.epochs=3",
+        "train.learning_rate=3e-3", "train.schedule=constant", f"preference.loss={loss}",
+        *smoothing]))
+    assert result.steps == 24
+    assert yaml.safe_load((out / "config.yaml").read_text())["preference"]["beta"] == DEFAULT_BETA[loss]
+    start = result.eval_before.get("eval_reward_margin", 0.0)
+    assert result.eval_after["eval_reward_accuracy"] >= 0.8
+    assert result.eval_after["eval_reward_margin"] > start + 0.05 * DEFAULT_BETA[loss]
+
+
+def test_a_given_beta_is_kept_and_a_missing_one_is_the_losss_default():
+    assert PreferenceConfig().beta is None
+    assert with_paper_beta(PreferenceConfig(loss="simpo")).beta == 2.0
+    assert with_paper_beta(PreferenceConfig(loss="ipo")).beta == 0.1
+    assert with_paper_beta(PreferenceConfig(loss="simpo", beta=0.3)).beta == 0.3
+    assert PreferenceConfig().simpo_gamma == 1.0  # γ/β = 0.5 at β = 2
+
+
+class UniformLM(torch.nn.Module):
+    """Every next token has probability 1/4."""
+
+    def forward(self, input_ids, **_):
+        return SimpleNamespace(logits=torch.zeros(*input_ids.shape, 4))
+
+
+def test_ipo_regresses_the_summed_log_ratio_difference_onto_1_over_2_beta():
+    """Azar et al. 2023, eq. 17 on sequence log-ratios: pc - rc = 1, pr - rr = -1/2, so h = 3/2 and at β = 1/2
+    the loss is (3/2 - 1)² = 1/4. (Per-token averages, a 3-token chosen and a 1-token rejected reply, would
+    give h = 1/3 + 1/2 and (5/6 - 1)² = 1/36.)"""
+    chosen = TokenizedExample([1, 2, 3, 1], [IGNORE_INDEX, 2, 3, 1])
+    rejected = TokenizedExample([1, 0], [IGNORE_INDEX, 0])
+    log4 = math.log(4.0)
+    row = PreferenceRow((chosen, rejected), reference_logps=(-3 * log4 - 1.0, -log4 + 0.5))
+    step = PairwiseStep(PreferenceConfig(loss="ipo", beta=0.5, share_prompt=False), Precomputed(), pad_token_id=0)
+    out = step.loss(UniformLM(), step.collate([row]))
+    assert float(out.loss_sum) == pytest.approx(0.25, rel=1e-6)
+    assert float(out.sums["reward_margin"]) == pytest.approx(0.5 * 1.5, rel=1e-6)  # β h
 
 
 def test_kto_on_unpaired_data(tiny_model_dir, tmp_path):
@@ -186,6 +226,16 @@ def test_help_lists_every_variant_and_its_paper(capsys):
         assert name in text
 
 
+def torchrun_dpo(out, processes: int, settings: list[str]) -> list[dict]:
+    """``alignkit dpo`` under torchrun with ``processes`` gloo processes; its logged metrics."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "-m", "alignkit.cli",
+           "dpo", "--set", f"output_dir={out}", *[arg for s in settings for arg in ("--set", s)]]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, [line for line in done.stderr.splitlines() if "rror" in line][:5]
+    return read_metrics(out)
+
+
 @pytest.mark.parametrize("reference", ["copy", "precomputed"])
 def test_two_processes_match_one_process(tiny_model_dir, pairs_file, tmp_path, reference):
     """torchrun with 2 gloo processes and the same global batch gives the same loss curve, with the
@@ -193,15 +243,36 @@ def test_two_processes_match_one_process(tiny_model_dir, pairs_file, tmp_path, r
     settings = [f"model.name={tiny_model_dir}", f"data.train={pairs_file}", "data.eval_fraction=0.2",
                 "data.max_length=64", "data.max_examples=16", "train.batch_size=8", "train.micro_batch_size=2",
                 "train.max_steps=2", "train.learning_rate=3e-3", f"preference.reference={reference}"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    curves = []
-    for procs in (1, 2):
-        out = tmp_path / str(procs)
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(procs), "-m", "alignkit.cli",
-               "dpo", "--set", f"output_dir={out}", *[arg for s in settings for arg in ("--set", s)]]
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, [line for line in done.stderr.splitlines() if "rror" in line][:5]
-        curves.append([(r["step"], r["loss"]) for r in read_metrics(out) if "loss" in r])
+    curves = [[(r["step"], r["loss"]) for r in torchrun_dpo(tmp_path / str(n), n, settings) if "loss" in r]
+              for n in (1, 2)]
     assert len(curves[0]) == 2
     for (step_a, a), (step_b, b) in zip(*curves, strict=True):
         assert step_a == step_b and a == pytest.approx(b, rel=1e-4, abs=1e-5)
+
+
+def test_kto_reference_point_is_estimated_over_the_whole_optimizer_batch(tiny_model_dir, pairs_file, tmp_path):
+    """z0 (logged as kl) and the loss are the same with one micro-batch of 8 pairs, four micro-batches of 2
+    (accumulation) and two processes running two micro-batches of 2 each (Ethayarajh et al. 2024, §4.1:
+    z0 is the mismatched pairs' KL over the batch); the evaluation's z0 is one estimate over the eval set."""
+    settings = [f"model.name={tiny_model_dir}", f"data.train={pairs_file}", "data.eval_fraction=0.2",
+                "data.max_length=64", "data.max_examples=24", "data.max_eval_examples=8", "train.batch_size=8",
+                "train.max_steps=3", "train.learning_rate=1e-2", "train.schedule=constant", "preference.loss=kto",
+                "preference.beta=0.5"]
+    one_batch, accumulated, two_processes = (tmp_path / name for name in ("one-batch", "accumulated", "two"))
+    run_dpo(load_config(DPOConfig, None, [f"output_dir={one_batch}", *settings, "train.micro_batch_size=8"]))
+    run_dpo(load_config(DPOConfig, None, [f"output_dir={accumulated}", *settings, "train.micro_batch_size=2"]))
+    torchrun_dpo(two_processes, 2, [*settings, "train.micro_batch_size=2"])
+    runs = (one_batch, accumulated, two_processes)
+    train = [[(r["step"], r["kl"], r["loss"]) for r in read_metrics(run) if "kl" in r] for run in runs]
+    assert [step for step, _, _ in train[0]] == [1, 2, 3]
+    assert max(kl for _, kl, _ in train[0]) > 1e-3  # the policy moved: z0 is not clamped to 0 throughout
+    for other in train[1:]:
+        for (step_a, kl_a, loss_a), (step_b, kl_b, loss_b) in zip(train[0], other, strict=True):
+            assert step_a == step_b
+            assert kl_b == pytest.approx(kl_a, rel=1e-4, abs=1e-6)
+            assert loss_b == pytest.approx(loss_a, rel=1e-4, abs=1e-6)
+    evals = [json.loads((run / "eval.json").read_text()) for run in runs]
+    assert evals[0]["eval_kl"] > 1e-3
+    for other in evals[1:]:
+        for key in ("eval_kl", "eval_loss"):
+            assert other[key] == pytest.approx(evals[0][key], rel=1e-4, abs=1e-6), key

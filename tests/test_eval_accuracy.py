@@ -9,7 +9,8 @@ from helpers import write_jsonl
 
 from alignkit.cli import main
 from alignkit.config import RLConfig, load_config, to_dict
-from alignkit.evaluate.accuracy import accuracy_problems, wilson_interval
+from alignkit.evaluate.accuracy import accuracy_problems
+from alignkit.evaluate.intervals import wilson_interval
 from alignkit.rl.checkers import gsm8k_correct
 
 

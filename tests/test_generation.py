@@ -2,10 +2,14 @@
 
 import pytest
 import torch
+from helpers import word_policy
+from transformers import GenerationConfig as ModelGenerationConfig
 
 from alignkit.config import GenerationConfig
+from alignkit.errors import AlignkitError
 from alignkit.models import build_tiny_model, load_tokenizer
-from alignkit.rl.generation import HFGenerator, load_policy_generator
+from alignkit.models.reference import logprobs_from
+from alignkit.rl.generation import HFGenerator, load_policy_generator, prompt_token_rows
 
 PROMPTS = [
     ({"role": "user", "content": "Hi"},),
@@ -83,3 +87,38 @@ def test_long_prompts_lose_their_oldest_tokens_and_are_counted(generator, capsys
     assert "prompts longer than 12 tokens" in capsys.readouterr().err
     assert generator.model.training  # the model is left in the mode it had
     generator.model.eval()
+
+
+@pytest.fixture(scope="module")
+def penalised_dir(tmp_path_factory, tokenizer_dir):
+    """A model that mostly says the same dozen words, whose generation_config.json asks for a repetition
+    penalty and no repeated 2-grams: left on, both would reshape the distribution replies are drawn from."""
+    out = word_policy(tmp_path_factory.mktemp("penalised") / "model", tokenizer_dir)
+    ModelGenerationConfig(do_sample=True, repetition_penalty=1.5, no_repeat_ngram_size=2, top_k=20).save_pretrained(out)
+    return out
+
+
+def test_sampled_log_probs_are_the_training_pass_log_probs_whatever_the_models_generation_config(penalised_dir):
+    generator = load_policy_generator(penalised_dir)
+    assert generator.model.generation_config.repetition_penalty == 1.5  # the settings are really there
+    config = GenerationConfig(max_new_tokens=10, temperature=0.8, batch_size=2, seed=1)
+    completions = generator.generate(PROMPTS, config)
+    rows = prompt_token_rows(PROMPTS, generator.tokenizer, config.max_prompt_length)
+    repeated = 0
+    for row, completion in zip(rows, completions, strict=True):
+        ids = torch.tensor([row + list(completion.token_ids)])
+        labels = torch.full_like(ids, -100)
+        labels[0, len(row) :] = ids[0, len(row) :]
+        with torch.no_grad():
+            training = logprobs_from(generator.model(input_ids=ids).logits, labels, 0, 0.8)[0, len(row) - 1 :]
+        assert len(completion.logprobs) == completion.num_tokens
+        assert torch.allclose(torch.tensor(completion.logprobs), training, atol=2e-4), completion.text
+        repeated += len(completion.token_ids) - len(set(completion.token_ids))
+    assert repeated > 0  # replies repeat tokens, which the penalty would have pushed down
+
+
+def test_a_generation_config_setting_that_cannot_be_switched_off_is_refused(tmp_path, tokenizer_dir):
+    out = build_tiny_model(tmp_path / "model", tokenizer_dir)
+    ModelGenerationConfig(do_sample=True, min_p=0.1).save_pretrained(out)
+    with pytest.raises(AlignkitError, match="min_p"):
+        load_policy_generator(out).generate(PROMPTS[:1], greedy())

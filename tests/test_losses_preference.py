@@ -13,8 +13,8 @@ from alignkit.losses.preference import (
     hinge_loss,
     implicit_rewards,
     ipo_loss,
-    kto_kl_estimate,
     kto_loss,
+    kto_reference_point,
     log1mexp,
     orpo_loss,
     simpo_loss,
@@ -156,13 +156,14 @@ def test_kto_gradients_and_detached_reference_point():
     assert z0.grad is None
 
 
-def test_kto_kl_estimate():
+def test_kto_reference_point():
     policy = torch.tensor([-1.0, -2.0, -3.0], requires_grad=True)
     reference = torch.tensor([-2.0, -2.0, -2.5])
-    estimate = kto_kl_estimate(policy, reference)
+    estimate = kto_reference_point((policy - reference).sum(), torch.tensor(3.0))
     assert math.isclose(float(estimate), (1.0 + 0.0 - 0.5) / 3, rel_tol=1e-6)
     assert estimate.shape == () and not estimate.requires_grad
-    assert float(kto_kl_estimate(reference, policy)) == 0.0  # negative mean clamped
+    assert float(kto_reference_point((reference - policy).sum(), torch.tensor(3.0))) == 0.0  # negative mean clamped
+    assert float(kto_reference_point(torch.tensor(0.0), torch.tensor(0.0))) == 0.0  # an empty batch
 
 
 def test_log1mexp_is_accurate_on_both_sides():
@@ -199,6 +200,31 @@ def test_orpo_hand_values_and_gradients():
     assert chosen.grad < 0 < rejected.grad
     _, even = orpo_loss(torch.tensor([-0.7]), torch.tensor([-0.7]), torch.zeros(1), 1.0)
     assert math.isclose(float(even), math.log(2.0), rel_tol=1e-6)
+
+
+ODDS_REJECTED = math.exp(-1.0) / (1 - math.exp(-1.0))  # p_r = e^-1: log odds -0.5413
+
+
+@pytest.mark.parametrize(("chosen_value", "chosen_grad"), [
+    (-1e-8, -1.0 - 0.5 * ODDS_REJECTED),  # NLL's -1, plus λ dL_OR/dc = -λ σ(-Δ)/(1 - p_c) → -λ odds_r/p_c
+    (0.0, -1.0),  # p_c rounds to 1: log(1 - p_c) is held at log(float32 tiny), the term passes no gradient to c
+])
+def test_orpo_is_finite_when_the_chosen_reply_is_certain(chosen_value, chosen_grad):
+    """A mean log-probability of 0 (or within float32 rounding of it) means p_c = 1 and log(1 - p_c) = -inf."""
+    chosen = torch.tensor([chosen_value], requires_grad=True)
+    rejected = torch.tensor([-1.0], requires_grad=True)
+    loss, term = orpo_loss(chosen, rejected, -chosen, 0.5)
+    # log odds(y_c) ≥ -c - log(1e-8) = 18.42, so the term is log(1 + e^(-0.54 - 18.42)) < 6e-9
+    assert 0.0 <= float(term) < 6e-9
+    assert float(loss.detach()) == pytest.approx(-chosen_value, abs=1e-8)
+    loss.sum().backward()
+    assert float(chosen.grad) == pytest.approx(chosen_grad, rel=1e-5)
+    assert 0.0 <= float(rejected.grad) < 1e-8  # λ σ(-Δ) / (1 - p_r) with σ(-Δ) < 6e-9
+    both_certain = torch.zeros(1, requires_grad=True)
+    loss, term = orpo_loss(both_certain, both_certain, torch.zeros(1), 1.0)
+    assert float(term) == pytest.approx(math.log(2.0))  # equal odds: a tie
+    loss.sum().backward()
+    assert torch.isfinite(both_certain.grad).all()
 
 
 def test_simpo_matches_reference_hand_values_and_limits():

@@ -5,12 +5,12 @@ import math
 import pytest
 import torch
 
+from alignkit.data.records import ranking_to_pairs
 from alignkit.errors import DataError
 from alignkit.losses.reward import (
     bradley_terry_loss,
     group_weights,
     pairwise_reward_loss,
-    ranking_to_pairs,
     reward_centering_penalty,
     soft_label_loss,
 )

@@ -9,11 +9,13 @@ from alignkit.evaluate.reward_metrics import (
     average_ranks,
     calibration_bins,
     expected_calibration_error,
+    length_balanced_accuracy,
     length_diagnostics,
     length_residual_fit,
     mean_margin,
     pairwise_accuracy,
     pairwise_ece,
+    shorter_wins_accuracy,
     spearman,
 )
 from alignkit.models.combine import combine_ensemble, length_residual
@@ -216,3 +218,38 @@ def test_length_residual_matches_reference():
     # least-squares residuals have zero mean and no linear relation left with length
     assert abs(float(residual.mean())) < 1e-5
     assert abs(float(((lengths - lengths.float().mean()) * residual).mean())) < 1e-3
+
+
+def test_length_balanced_accuracy_hand_values():
+    # pairs 0-2: chosen longer (right, right, wrong); 3-4: chosen shorter (right, reward tie); 5: equal lengths
+    chosen, rejected = [1.0, 2.0, 0.0, 3.0, 1.0, 0.0], [0.0, 1.0, 1.0, 2.0, 1.0, 5.0]
+    chosen_len, rejected_len = [10, 20, 30, 5, 6, 7], [5, 10, 20, 10, 12, 7]
+    got = length_balanced_accuracy(chosen, rejected, chosen_len, rejected_len)
+    assert got["accuracy_chosen_longer"] == pytest.approx(2 / 3)
+    assert got["accuracy_chosen_shorter"] == pytest.approx(0.75)
+    assert (got["pairs_chosen_longer"], got["pairs_chosen_shorter"]) == (3, 2)
+    assert got["length_balanced_accuracy"] == pytest.approx((2 / 3 + 0.75) / 2)
+    # Agresti-Caffo: p_l = 3/5, p_s = 2.5/4, se = ½ sqrt(0.6·0.4/5 + 0.625·0.375/4), centre 0.6125
+    se = 0.5 * math.sqrt(0.6 * 0.4 / 5 + 0.625 * 0.375 / 4)
+    assert got["length_balanced_interval"] == pytest.approx([0.6125 - 1.959964 * se, 0.6125 + 1.959964 * se])
+    assert shorter_wins_accuracy(chosen_len, rejected_len) == pytest.approx((2 + 0.5) / 6)
+
+
+def test_a_length_only_rule_scores_one_half_balanced():
+    generator = torch.Generator().manual_seed(0)
+    chosen_len = torch.randint(1, 200, (400,), generator=generator)
+    rejected_len = torch.randint(1, 200, (400,), generator=generator)
+    rejected_len[:250] = chosen_len[:250] + 7  # most chosen replies shorter, as in HH-harmless
+    shorter = length_balanced_accuracy(-chosen_len, -rejected_len, chosen_len, rejected_len)
+    longer = length_balanced_accuracy(chosen_len, rejected_len, chosen_len, rejected_len)
+    assert shorter["length_balanced_accuracy"] == 0.5 and longer["length_balanced_accuracy"] == 0.5
+    equal = int((chosen_len == rejected_len).sum())
+    plain = pairwise_accuracy(-chosen_len.double(), -rejected_len.double())
+    assert plain > 0.6 and shorter_wins_accuracy(chosen_len, rejected_len) == pytest.approx(plain)
+    assert shorter["pairs_chosen_longer"] + shorter["pairs_chosen_shorter"] == 400 - equal
+
+
+def test_length_balanced_accuracy_needs_both_groups():
+    got = length_balanced_accuracy([1.0, 0.0], [0.0, 1.0], [5, 6], [1, 2])
+    assert got["accuracy_chosen_longer"] == 0.5 and math.isnan(got["accuracy_chosen_shorter"])
+    assert math.isnan(got["length_balanced_accuracy"])

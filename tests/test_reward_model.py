@@ -2,6 +2,7 @@
 ensembles, rankings and the bad-input rules."""
 
 import json
+import logging
 
 import pytest
 import torch
@@ -10,10 +11,11 @@ from helpers import WORDS, planted_pairs, write_jsonl
 from transformers import AutoModelForSequenceClassification
 
 from alignkit.cli import main
-from alignkit.config import RMConfig, load_config
+from alignkit.config import LoraConfig, ModelConfig, RMConfig, load_config
 from alignkit.errors import AlignkitError, DataError
 from alignkit.evaluate.reward_eval import evaluate_reward_model
-from alignkit.models import load_tokenizer
+from alignkit.models import load_tokenizer, save_model
+from alignkit.models.reward import load_reward_model, load_trained_reward_model
 from alignkit.models.scorer import RewardScorer
 from alignkit.train.reward import run_rm
 
@@ -142,3 +144,48 @@ def test_length_normalised_scores_subtract_the_stored_fit(planted_run):
 def test_length_normalising_without_a_fit_is_a_clear_error(tiny_model_dir, tmp_path):
     with pytest.raises(AlignkitError, match="no length fit in eval.json; run `alignkit eval rm"):
         RewardScorer(tiny_model_dir, length_normalise=True)
+
+
+@pytest.fixture
+def transformers_log():
+    """The messages transformers logs while loading models (its own handler writes to a stream it picked
+    at import, which pytest's capture does not see)."""
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    transformers_logger = logging.getLogger("transformers.modeling_utils")
+    transformers_logger.addHandler(handler)
+    yield messages
+    transformers_logger.removeHandler(handler)
+
+
+def test_a_new_head_is_one_line_and_a_trained_reward_model_loads_silently(tiny_model_dir, tmp_path, capsys,
+                                                                         transformers_log):
+    """transformers logs a LOAD REPORT table (score.weight MISSING) on every load of a new head; alignkit
+    says it once in its own words, with the seed that drew the head, and nothing for a trained model."""
+    capsys.readouterr()
+    model = load_reward_model(ModelConfig(name=str(tiny_model_dir)), LoraConfig(), "last", seed=3)
+    assert not [message for message in transformers_log if "LOAD REPORT" in message]
+    err = capsys.readouterr().err
+    assert err.count("reward head score.weight: new, randomly initialised (seed 3)") == 1
+    again = load_reward_model(ModelConfig(name=str(tiny_model_dir)), LoraConfig(), "last", seed=3).hf_model.score
+    other = load_reward_model(ModelConfig(name=str(tiny_model_dir)), LoraConfig(), "last", seed=4).hf_model.score
+    assert torch.equal(again.weight, model.hf_model.score.weight)
+    assert not torch.equal(other.weight, model.hf_model.score.weight)
+    save_model(model.hf_model, load_tokenizer(str(tiny_model_dir)), tmp_path / "rm")
+    capsys.readouterr()
+    transformers_log.clear()
+    trained = load_trained_reward_model(str(tmp_path / "rm"))
+    assert not [message for message in transformers_log if "LOAD REPORT" in message]
+    err = capsys.readouterr().err
+    assert "reward head" not in err and "randomly initialised" not in err
+    assert torch.equal(trained.hf_model.score.weight, model.hf_model.score.weight)
+
+
+def test_a_folder_without_a_trained_head_is_named_when_loaded_as_a_reward_model(tiny_model_dir, capsys,
+                                                                               transformers_log):
+    capsys.readouterr()
+    load_trained_reward_model(str(tiny_model_dir))
+    assert not [message for message in transformers_log if "LOAD REPORT" in message]
+    assert (f"reward model {tiny_model_dir}: score.weight not in the folder, so randomly initialised "
+            "(not a trained reward model?)") in " ".join(capsys.readouterr().err.split())

@@ -2,6 +2,7 @@
 sources, and a tiny policy learning a planted reward with each algorithm."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -11,19 +12,22 @@ import pytest
 import torch
 from helpers import WORDS, word_policy, write_jsonl
 
-from alignkit.config import ModelConfig, RLConfig, RLSettings, load_config
+from alignkit.config import ModelConfig, RewardSourceConfig, RLConfig, RLSettings, load_config
+from alignkit.data.comparisons import tokenize_response
 from alignkit.data.records import Prompt
 from alignkit.errors import AlignkitError, ConfigError
-from alignkit.models import load_causal_lm
-from alignkit.models.reference import logprobs_from
-from alignkit.rl.advantages import gae, group_advantages, per_token_rewards, rloo_advantages
+from alignkit.losses.ppo import policy_loss
+from alignkit.models import load_causal_lm, load_tokenizer
+from alignkit.models.reference import FrozenCopy, logprobs_from
+from alignkit.models.value import ActorCritic
 from alignkit.rl.checkers import extract_answer, gsm8k_correct
-from alignkit.rl.generation import Completion
-from alignkit.rl.kl import kl_estimate
-from alignkit.rl.rewards import FunctionReward, GSM8KReward
+from alignkit.rl.collector import RolloutCollector
+from alignkit.rl.generation import END_OF_TURN, Completion
+from alignkit.rl.rewards import FunctionReward, GSM8KReward, ModelReward
 from alignkit.rl.rollout import RolloutRow, collate_rollouts, compute_advantages, pad_responses, response_frame
 from alignkit.tensors import token_logprobs
-from alignkit.train.rl import check_rl_config, run_rl
+from alignkit.train.rl import RLStep, check_rl_config, run_rl
+from alignkit.train.run import load_trainable_model
 
 
 def row(prompt_length, response, fill=1.0):
@@ -60,6 +64,21 @@ def settings(**fields) -> RLSettings:
     return RLSettings(**fields)
 
 
+def slow_ppo_advantages(scores, old, ref, values, lengths, beta, gamma, lam):
+    """Per row, in plain Python: r_t = -β (logp_t - ref_t) + [t = last] R, then
+    A_t = Σ_l (γλ)^l δ_{t+l} with δ_t = r_t + γ V_{t+1} - V_t (V after the last token 0); G_t = A_t + V_t."""
+    advantages, returns = [], []
+    for b, n in enumerate(lengths):
+        rewards = [-beta * (float(old[b, t]) - float(ref[b, t])) for t in range(n)]
+        rewards[-1] += float(scores[b])
+        v = [float(values[b, t]) for t in range(n)] + [0.0]
+        deltas = [rewards[t] + gamma * v[t + 1] - v[t] for t in range(n)]
+        row = [sum((gamma * lam) ** k * deltas[t + k] for k in range(n - t)) for t in range(n)]
+        advantages.append(row + [0.0] * (old.shape[1] - n))
+        returns.append([a + v[t] for t, a in enumerate(row)] + [0.0] * (old.shape[1] - n))
+    return torch.tensor(advantages), torch.tensor(returns)
+
+
 def test_ppo_advantages_are_gae_on_kl_shaped_rewards():
     torch.manual_seed(0)
     old, ref, values = torch.randn(3, 4), torch.randn(3, 4), torch.randn(3, 4)
@@ -67,22 +86,40 @@ def test_ppo_advantages_are_gae_on_kl_shaped_rewards():
     scores = torch.tensor([1.0, -0.5, 2.0])
     s = settings(algo="ppo", kl_coef=0.1, gamma=0.9, lam=0.8, whiten_advantages=False)
     out = compute_advantages(scores, old, ref, mask, s, 0.1, values)
-    kl = kl_estimate(old, ref, "k1", mask)
-    expected, returns = gae(per_token_rewards(scores, kl, mask, 0.1), values, mask, 0.9, 0.8)
-    assert torch.allclose(out.advantages, expected) and torch.allclose(out.returns, returns)
-    assert torch.allclose(out.kl, kl)
+    expected, returns = slow_ppo_advantages(scores, old, ref, values, [4, 2, 1], 0.1, 0.9, 0.8)
+    assert torch.allclose(out.advantages, expected, atol=1e-6) and torch.allclose(out.returns, returns, atol=1e-6)
+    assert torch.allclose(out.kl, (old - ref) * mask)  # k1 = log π - log π_ref on the valid tokens
+
+
+def test_ppo_advantages_of_completions_out_of_the_loss_are_zero_and_left_out_of_the_whitening():
+    torch.manual_seed(1)
+    old, ref, values = torch.randn(3, 4), torch.randn(3, 4), torch.randn(3, 4)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 0]], dtype=torch.bool)
+    scores = torch.tensor([1.0, -0.5, 2.0])
+    s = settings(algo="ppo", kl_coef=0.1, gamma=0.9, lam=0.8)
+    out = compute_advantages(scores, old, ref, mask, s, 0.1, values, in_loss=torch.tensor([True, False, True]))
+    raw, _ = slow_ppo_advantages(scores, old, ref, values, [4, 2, 3], 0.1, 0.9, 0.8)
+    kept = [float(raw[b, t]) for b, n in ((0, 4), (2, 3)) for t in range(n)]
+    mean = sum(kept) / len(kept)
+    std = math.sqrt(sum((a - mean) ** 2 for a in kept) / (len(kept) - 1))
+    expected = [[(float(raw[b, t]) - mean) / std if b != 1 and mask[b, t] else 0.0 for t in range(4)] for b in range(3)]
+    assert torch.allclose(out.advantages, torch.tensor(expected), atol=1e-5)
 
 
 def test_group_advantages_subtract_the_summed_kl_from_the_reward_and_broadcast():
     old, ref = torch.zeros(4, 3), torch.full((4, 3), -0.5)  # k1 = 0.5 per token
     mask = torch.tensor([[1, 1, 1], [1, 0, 0], [1, 1, 0], [1, 1, 1]], dtype=torch.bool)
     scores = torch.tensor([1.0, 0.0, 0.5, 0.5])
-    for algo, baseline in (("rloo", rloo_advantages), ("grpo", group_advantages)):
+    penalised = [1.0 - 0.3, 0.0 - 0.1, 0.5 - 0.2, 0.5 - 0.3]  # R - β Σ_t kl_t, β = 0.2
+    # pairs (0.7, -0.1) and (0.3, 0.2): RLOO subtracts the other; GRPO divides by the pair's sample std |a - b|/√2
+    expected = {"rloo": [0.8, -0.8, 0.1, -0.1],
+                "grpo": [0.4 / (0.8 / math.sqrt(2) + 1e-4), -0.4 / (0.8 / math.sqrt(2) + 1e-4),
+                         0.05 / (0.1 / math.sqrt(2) + 1e-4), -0.05 / (0.1 / math.sqrt(2) + 1e-4)]}
+    for algo, sequence in expected.items():
         s = settings(algo=algo, samples_per_prompt=2, kl_coef=0.2)
         out = compute_advantages(scores, old, ref, mask, s, 0.2)
-        penalised = scores - 0.2 * 0.5 * mask.sum(1)
-        assert torch.allclose(out.rewards, penalised)
-        assert torch.allclose(out.advantages, baseline(penalised, 2).unsqueeze(1) * mask)
+        assert torch.allclose(out.rewards, torch.tensor(penalised))
+        assert torch.allclose(out.advantages, torch.tensor(sequence).unsqueeze(1) * mask, atol=1e-5)
         assert out.returns is None
     in_loss = compute_advantages(scores, old, ref, mask, settings(algo="rloo", samples_per_prompt=2,
                                                                   kl_penalty="loss"), 0.2)
@@ -101,6 +138,9 @@ def test_config_combinations_that_cannot_work_are_errors():
     assert "rl.iterations" in check("train.max_steps=3")
     assert "lora.enabled" in check("rl.reference=adapter")
     assert "reward.kind: model" in check("reward.kind=gsm8k", "rl.critic_init=reward")
+    no_op = check("rl.kl_penalty=loss")  # the default estimator, k1, has zero expected gradient
+    assert "rl.kl_estimator: k1" in no_op and "rl.kl_penalty: loss" in no_op and "k3" in no_op and "k2" in no_op
+    check_rl_config(load_config(RLConfig, None, ["rl.kl_penalty=loss", "rl.kl_estimator=k3"]))
     check_rl_config(load_config(RLConfig, None, ["rl.algo=rloo", "rl.samples_per_prompt=4"]))
 
 
@@ -145,6 +185,109 @@ def word_prompts(tmp_path_factory):
     return write_jsonl(path, [{"prompt": f"Tell me about {word}"} for word in WORDS])
 
 
+PROMPT = ({"role": "user", "content": "Name a river."},)
+
+
+def test_an_unfinished_reply_is_rendered_without_the_end_of_turn(tokenizer):
+    end_of_turn = tokenizer.convert_tokens_to_ids(END_OF_TURN)
+    header = tokenizer(tokenizer.apply_chat_template(list(PROMPT), tokenize=False, add_generation_prompt=True),
+                       add_special_tokens=False)["input_ids"]
+    reply = tokenizer("The Nile is", add_special_tokens=False)["input_ids"]
+    finished = tokenize_response(PROMPT, "The Nile is", tokenizer, 256, "reply")
+    cut = tokenize_response(PROMPT, "The Nile is", tokenizer, 256, "reply", finished=False)
+    assert finished.input_ids[: len(header) + len(reply)] == header + reply
+    assert finished.input_ids[len(header) + len(reply)] == end_of_turn  # the template closes a finished turn
+    assert cut.input_ids == header + reply and end_of_turn not in cut.input_ids[len(header) :]
+    assert cut.labels == [-100] * len(header) + reply
+
+
+@pytest.fixture(scope="module")
+def tiny_reward_dir(tmp_path_factory, tiny_model_dir, tokenizer):
+    from transformers import AutoModelForSequenceClassification
+
+    torch.manual_seed(0)
+    net = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1)
+    out = tmp_path_factory.mktemp("reward") / "model"
+    net.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def test_the_reward_model_scores_an_unfinished_reply_without_the_end_of_turn(tiny_reward_dir, tokenizer):
+    from transformers import AutoModelForSequenceClassification
+
+    net = AutoModelForSequenceClassification.from_pretrained(tiny_reward_dir).eval()
+    text = tokenizer.apply_chat_template(list(PROMPT), tokenize=False, add_generation_prompt=True) + "The Nile is"
+    with torch.no_grad():
+        open_reply = float(net(input_ids=tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"])
+                           .logits[0, 0])
+        closed = float(net(input_ids=tokenizer(text + END_OF_TURN + "\n", add_special_tokens=False,
+                                               return_tensors="pt")["input_ids"]).logits[0, 0])
+    reward = ModelReward(RewardSourceConfig(kind="model", path=str(tiny_reward_dir)))
+    prompts = [Prompt(PROMPT)] * 2
+    completions = [Completion("The Nile is", (1,), 1, False), Completion("The Nile is", (1,), 1, True)]
+    assert reward(prompts, completions).tolist() == pytest.approx([open_reply, closed], abs=1e-5)
+    assert abs(open_reply - closed) > 1e-3  # the end-of-turn token changes the score
+
+
+def collect_once(policy_dir, run_dir, *overrides):
+    """One iteration of RLOO (8 replies to each of 2 prompts, 6 tokens at most, reward: reply length
+    in tokens, β = 0) collected with a tokenizer whose eos is ' river', so some replies finish and
+    some are cut. Returns the rows, the metrics and each reply's response length and finished flag."""
+    tokenizer = load_tokenizer(str(policy_dir))
+    (river,) = tokenizer.encode(" river", add_special_tokens=False)
+    tokenizer.eos_token = tokenizer.convert_ids_to_tokens(river)
+    config = load_config(RLConfig, None, [
+        f"output_dir={run_dir}", f"model.name={policy_dir}", "reward.kind=function",
+        "reward.function=helpers:reply_tokens", "rl.algo=rloo", "rl.samples_per_prompt=8",
+        "rl.prompts_per_iteration=2", "rl.kl_coef=0", "train.batch_size=16", "train.micro_batch_size=16",
+        "generation.max_new_tokens=6", *overrides])
+    prompts = [Prompt(({"role": "user", "content": f"Tell me about {word}"},)) for word in WORDS[:2]]
+    reference = FrozenCopy(load_causal_lm(config.model), torch.device("cpu"))
+    step = RLStep(config, tokenizer.pad_token_id)
+    collector = RolloutCollector(config, prompts, [], tokenizer, FunctionReward(config.reward.function), reference,
+                                 step, run_dir)
+    rows, metrics = collector.collect(ActorCritic(load_causal_lm(config.model)), 0)
+    stops = {river, tokenizer.convert_tokens_to_ids(END_OF_TURN)}
+    replies = [(r.response_length, r.input_ids[-1] in stops) for r in rows]
+    assert 0 < sum(done for _, done in replies) < len(replies)  # both kinds, so the checks can tell
+    assert metrics["unfinished"] == sum(not done for _, done in replies) / len(replies)
+    assert metrics["sampler_logprob_gap"] < 1e-4  # the rollouts come from the policy the update starts from
+    return rows, metrics, replies, step
+
+
+def slow_rloo(rewards, group):
+    """r_i minus the mean of the other rewards of its group, in plain Python."""
+    out = []
+    for i, r in enumerate(rewards):
+        others = [rewards[j] for j in range(i // group * group, i // group * group + group) if j != i]
+        out.append(r - sum(others) / len(others))
+    return out
+
+
+@pytest.mark.parametrize(("mode", "penalty"), [("penalty", 2.5), ("score", 0.0), ("drop", 0.0)])
+def test_unfinished_replies_are_penalised_scored_or_dropped(mode, penalty, word_policy_dir, tmp_path):
+    extra = [f"rl.unfinished_penalty={penalty}"] if mode == "penalty" else []
+    rows, metrics, replies, step = collect_once(word_policy_dir, tmp_path, f"rl.unfinished={mode}", *extra)
+    rewards = [length - (penalty if not done else 0.0) for length, done in replies]
+    assert metrics["reward"] == pytest.approx(sum(length for length, _ in replies) / len(replies))
+    assert metrics["reward_penalised"] == pytest.approx(sum(rewards) / len(rewards))
+    in_loss = [done or mode != "drop" for _, done in replies]
+    expected = [a if kept else 0.0 for a, kept in zip(slow_rloo(rewards, 8), in_loss, strict=True)]
+    assert [float(r.advantages[0]) for r in rows] == pytest.approx(expected, abs=1e-5)
+    assert all(torch.all(r.advantages == r.advantages[0]) for r in rows)
+    batch = step.collate(rows)
+    assert batch["response_mask"].sum(1).tolist() == [n if kept else 0 for (n, _), kept in zip(replies, in_loss,
+                                                                                                strict=True)]
+    assert step.count(batch) == sum(n for (n, _), kept in zip(replies, in_loss, strict=True) if kept)
+
+
+def test_the_unfinished_penalty_needs_the_penalty_mode():
+    with pytest.raises(ConfigError, match="rl.unfinished_penalty"):
+        load_config(RLConfig, None, ["rl.unfinished=drop", "rl.unfinished_penalty=2"])
+    check_rl_config(load_config(RLConfig, None, ["rl.unfinished=drop"]))
+
+
 @pytest.mark.parametrize("algo", ["ppo", "grpo", "rloo"])
 def test_a_tiny_policy_learns_a_planted_reward(algo, word_policy_dir, word_prompts, tmp_path):
     out = tmp_path / algo
@@ -168,6 +311,39 @@ def test_a_tiny_policy_learns_a_planted_reward(algo, word_policy_dir, word_promp
     assert (out / "model" / "model.safetensors").exists()
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert {s["iteration"] for s in samples} == {0, 4} and all("completion" in s for s in samples)
+
+
+def test_the_first_update_sees_a_ratio_of_one_with_lora_dropout(word_policy_dir, word_prompts, tmp_path,
+                                                              monkeypatch):
+    """Old log-probs come from a no-gradient pass, the first update's from a training pass: before
+    any update they must be the same numbers, whatever dropout the adapters have."""
+    import alignkit.train.rl as rl
+
+    firsts = []
+
+    def recording_policy_loss(logp, old_logp, *args):
+        firsts.append((logp.detach().clone(), old_logp.clone(), args[1].clone()))
+        return policy_loss(logp, old_logp, *args)
+
+    def with_working_adapters(*args):  # B starts at 0, which would hide the adapters' dropout
+        model = load_trainable_model(*args)
+        gen = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for name, weight in model.named_parameters():
+                if "lora_B" in name:
+                    weight.copy_(torch.randn(weight.shape, generator=gen))
+        return model
+
+    monkeypatch.setattr(rl, "policy_loss", recording_policy_loss)
+    monkeypatch.setattr(rl, "load_trainable_model", with_working_adapters)
+    run_rl(load_config(RLConfig, None, [
+        f"output_dir={tmp_path / 'run'}", f"model.name={word_policy_dir}", f"data.train={word_prompts}",
+        "data.eval_fraction=0", "reward.kind=function", "reward.function=helpers:river_share", "rl.algo=rloo",
+        "rl.samples_per_prompt=4", "rl.prompts_per_iteration=2", "rl.iterations=1", "lora.enabled=true",
+        "lora.dropout=0.5", "train.batch_size=8", "train.micro_batch_size=8", "generation.max_new_tokens=6"]))
+    logp, old_logp, mask = firsts[0]
+    ratio = torch.exp(logp - old_logp)[mask]
+    assert ratio.numel() > 8 and torch.allclose(ratio, torch.ones_like(ratio), atol=1e-5), ratio
 
 
 def test_resume_continues_exactly_with_the_kl_controller_state(word_policy_dir, word_prompts, tmp_path, monkeypatch):

@@ -61,6 +61,33 @@ def test_k1_and_k3_are_unbiased_and_k2_close_for_near_distributions(seed):
     assert abs(k2 - exact_near) < 0.1 * exact_near
 
 
+def exact_kl(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """KL(p ‖ q) = Σ_y p(y) (log p(y) - log q(y)) over every category."""
+    return (log_p.exp() * (log_p - log_q)).sum()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_each_estimator_in_the_loss_follows_the_gradient_of_the_divergence_it_claims(seed):
+    """E_{y~π}[k(y)] summed exactly over a categorical π = softmax(logits), the weights π(y) detached
+    as sampling leaves them; its gradient against autograd of the exact divergence."""
+    gen = torch.Generator().manual_seed(seed)
+    logits = torch.randn(7, generator=gen, dtype=torch.float64).requires_grad_()
+    log_ref = torch.log_softmax(torch.randn(7, generator=gen, dtype=torch.float64), 0)
+
+    def grad_of(loss_of_logp) -> torch.Tensor:
+        return torch.autograd.grad(loss_of_logp(torch.log_softmax(logits, 0)), logits)[0]
+
+    def in_the_loss(kind):
+        return lambda log_p: (log_p.exp().detach() * kl_estimate(log_p, log_ref, kind)).sum()
+
+    forward_kl = grad_of(lambda log_p: exact_kl(log_p, log_ref))  # ∇ KL(π ‖ π_ref)
+    reverse_kl = grad_of(lambda log_p: exact_kl(log_ref, log_p))  # ∇ KL(π_ref ‖ π)
+    assert torch.allclose(grad_of(in_the_loss("k2")), forward_kl, rtol=1e-10, atol=1e-12)
+    assert torch.allclose(grad_of(in_the_loss("k3")), reverse_kl, rtol=1e-10, atol=1e-12)
+    assert torch.allclose(grad_of(in_the_loss("k1")), torch.zeros(7, dtype=torch.float64), atol=1e-12)
+    assert forward_kl.abs().max() > 0.05 and (forward_kl - reverse_kl).abs().max() > 0.01  # the checks can tell
+
+
 def test_gradient_of_k3_pulls_policy_toward_reference():
     logp = torch.tensor([math.log(0.5)], requires_grad=True)
     kl_estimate(logp, torch.tensor([math.log(0.25)]), "k3").sum().backward()
@@ -80,6 +107,19 @@ def test_adaptive_controller_hand_values():
     assert math.isclose(ctl.value, before * (1 + 0.1 * 0.5), rel_tol=1e-12)
     before = ctl.value
     assert ctl.update(6.0, 10_000) == before  # on target: unchanged
+
+
+def test_adaptive_controller_stays_positive_when_an_update_spans_many_horizons():
+    # 128 completions per update, horizon 16: n/H = 8. Without a clip, 1 + e·n/H = 1 - 0.2·8 < 0.
+    low = AdaptiveKLController(0.1, target=1.0, horizon=16)
+    # KL 0: e = -1 clipped to -0.2; step e·n/H = -1.6 clipped to -0.2; β = 0.1 · 0.8
+    assert math.isclose(low.update(0.0, 128), 0.08, rel_tol=1e-12)
+    assert math.isclose(low.update(0.0, 128), 0.064, rel_tol=1e-12)  # 0.08 · 0.8: shrinks, never flips sign
+    high = AdaptiveKLController(0.1, target=1.0, horizon=16)
+    # KL 3: e = 2 clipped to 0.2; step 1.6 clipped to 0.2; β = 0.1 · 1.2
+    assert math.isclose(high.update(3.0, 128), 0.12, rel_tol=1e-12)
+    # a step inside the clip is unchanged: e = 0.05 (KL 1.05), n/H = 2: β = 0.12 · 1.1
+    assert math.isclose(high.update(1.05, 32), 0.132, rel_tol=1e-12)
 
 
 def test_adaptive_controller_moves_toward_target_and_validates():

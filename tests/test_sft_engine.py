@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+from helpers import assert_same_curves
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
@@ -134,10 +135,7 @@ def test_two_processes_match_one_process(tiny_model_dir, tmp_path):
         assert done.returncode == 0, [line for line in done.stderr.splitlines() if "error" in line.lower()][:5]
     one, two = losses(single), losses(double)
     assert [r["step"] for r in one] == [r["step"] for r in two]
-    for a, b in zip(one, two, strict=True):
-        for key in ("loss", "eval_loss", "eval_token_accuracy", "token_accuracy"):
-            if key in a:
-                assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), (a["step"], key)
+    assert_same_curves(one, two, ("loss", "eval_loss", "eval_token_accuracy", "token_accuracy"))
 
 
 def test_lora_and_packing_run_and_save_a_merged_model(tiny_model_dir, tmp_path):
@@ -148,6 +146,12 @@ def test_lora_and_packing_run_and_save_a_merged_model(tiny_model_dir, tmp_path):
     assert not any("lora" in name for name, _ in model.named_parameters())
     assert any((out / "tensorboard").iterdir())
     assert json.loads((out / "eval.json").read_text())["eval_loss"] > 0
+
+
+def test_max_steps_over_epochs_is_said(tiny_model_dir, tmp_path, capsys):
+    run_sft(tiny_config(tiny_model_dir, tmp_path / "run", "train.epochs=3", "train.max_steps=2"))
+    assert [row["step"] for row in losses(tmp_path / "run") if "loss" in row] == [1, 2]
+    assert "train.max_steps (2) sets the length of the run; train.epochs (3) does not apply" in capsys.readouterr().err
 
 
 def test_checkpoints_of_a_tied_embedding_model_save_quietly(tiny_model_dir, tmp_path, caplog):

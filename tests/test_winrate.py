@@ -1,8 +1,9 @@
-"""Win rates: the bootstrap statistic against hand counts and a direct resampling reference, the AI
-judge against a planted preference and a position-biased judge, and ``alignkit eval winrate`` end to end
-on tiny random policies judged by a tiny reward model and by a tiny model as AI judge."""
+"""Win rates: the statistic and its interval against hand counts, the inverted score test and simulated
+coverage; the AI judge against a planted preference and a position-biased judge; and ``alignkit eval
+winrate`` end to end on tiny random policies judged by a tiny reward model and by a tiny model as AI judge."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -35,36 +36,57 @@ def test_win_rate_counts_ties_as_half():
     result = win_rate(torch.tensor([1.0, 2.0, 3.0, 4.0]), torch.tensor([0.0, 2.0, 5.0, 1.0]))
     assert (result.n, result.wins, result.ties, result.losses) == (4, 2, 1, 1)
     assert result.rate == 0.625
-    assert 0.0 <= result.ci_low <= result.rate <= result.ci_high <= 1.0
-    assert result == win_rate(torch.tensor([1.0, 2.0, 3.0, 4.0]), torch.tensor([0.0, 2.0, 5.0, 1.0]))
 
 
-def test_win_rate_of_a_sweep_has_a_point_interval():
-    result = win_rate(torch.ones(5), torch.zeros(5))
-    assert (result.rate, result.ci_low, result.ci_high) == (1.0, 1.0, 1.0)
+# Wilson's interval with continuity correction (Newcombe 1998, method 4) worked by hand, z = 1.959964,
+# z² = 3.841459, x = wins + ties / 2, p = x / n, q = 1 - p, denominator 2(n + z²):
+#   x = 2.5, n = 4:  low  = (5 + z² - 1 - z·√(z² - 2 - 1/4 + 4·0.625·(1.5 + 1))) / 15.682918
+#                         = (7.841459 - 1.959964 · 2.800260) / 15.682918 = 0.150040
+#                    high = (5 + z² + 1 + z·√(z² + 2 - 1/4 + 4·0.625·(1.5 - 1))) / 15.682918
+#                         = (9.841459 + 1.959964 · 2.615617) / 15.682918 = 0.954413
+#   x = 5, n = 5:    low  = (10 + z² - 1 - z·√(z² - 2 - 1/5 + 4)) / 17.682918
+#                         = (12.841459 - 1.959964 · 2.375176) / 17.682918 = 0.462944,  high = 1 (p = 1)
+#   x = 0, n = 10:   low  = 0 (p = 0),  high = (z² + 1 + z·√(z² + 2 - 1/10)) / 27.682918 = 0.344537
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        ([1.0, 2.0, 3.0, 4.0], [0.0, 2.0, 5.0, 1.0], (0.150040, 0.954413)),
+        ([1.0] * 5, [0.0] * 5, (0.462944, 1.0)),  # a sweep: the interval does not collapse to the point 1
+        ([0.0] * 10, [1.0] * 10, (0.0, 0.344537)),
+    ],
+)
+def test_win_rate_interval_by_hand(a, b, expected):
+    result = win_rate(torch.tensor(a), torch.tensor(b))
+    assert (result.ci_low, result.ci_high) == pytest.approx(expected, abs=5e-6)
 
 
-def test_bootstrap_interval_matches_resampling_prompts_directly():
-    generator = torch.Generator().manual_seed(0)
-    a, b = torch.randint(0, 3, (60,), generator=generator).float(), torch.randint(0, 3, (60,), generator=generator)
-    result = win_rate(a, b.float(), num_bootstrap=20_000, confidence=0.9)
-    outcome = (a > b).float() + 0.5 * (a == b).float()
-    resampled = outcome[torch.randint(0, 60, (20_000, 60), generator=generator)].mean(1)
-    low, high = torch.quantile(resampled, torch.tensor([0.05, 0.95])).tolist()
-    assert result.ci_low == pytest.approx(low, abs=0.02) and result.ci_high == pytest.approx(high, abs=0.02)
-    assert result.rate == pytest.approx(float(outcome.mean()))
+@pytest.mark.parametrize(("x", "n"), [(2.5, 4), (0.5, 10), (7.0, 10), (29.5, 30), (12.0, 30)])
+def test_win_rate_interval_is_where_the_corrected_score_test_accepts(x, n):
+    """The interval holds the p at which |x - np| - 1/2 <= z·√(np(1 - p)), scanned on a fine grid."""
+    wins, ties = int(x), int(2 * (x - int(x)))
+    a = torch.tensor([1.0] * wins + [0.5] * ties + [0.0] * (n - wins - ties))
+    result = win_rate(a, torch.full((n,), 0.5))
+    z = 1.959964
+    inside = [p / 20_000 for p in range(20_001)
+              if abs(x - n * p / 20_000) - 0.5 <= z * math.sqrt(n * p / 20_000 * (1 - p / 20_000))]
+    assert (result.ci_low, result.ci_high) == pytest.approx((inside[0], inside[-1]), abs=1e-4)
 
 
-def test_bootstrap_interval_covers_a_simulated_coins_rate_about_95_percent_of_the_time():
-    """A policy that wins each prompt with probability 0.6 (no ties), judged on 100 prompts, 400 times:
-    the 95% interval should hold 0.6 in about 95% of the experiments (binomial sd of the share: 1.1%)."""
-    generator = torch.Generator().manual_seed(0)
+@pytest.mark.parametrize("n", [10, 30])
+@pytest.mark.parametrize(("p_win", "p_tie"), [(0.03, 0.0), (0.5, 0.0), (0.97, 0.0), (0.01, 0.04), (0.4, 0.2)])
+def test_win_rate_interval_covers_the_true_rate_at_small_n_and_near_0_and_1(n, p_win, p_tie):
+    """2000 experiments of n prompts, each a win with probability p_win, a tie with p_tie, else a loss:
+    the 95% interval should hold the true rate p_win + p_tie / 2 in at least ~95% of them (binomial sd
+    of the share: 0.5%)."""
+    generator = torch.Generator().manual_seed(n)
+    draws = torch.rand(2000, n, generator=generator)
+    outcomes = (draws < p_win).double() + 0.5 * ((draws >= p_win) & (draws < p_win + p_tie)).double()
+    truth = p_win + p_tie / 2
     covered = 0
-    for experiment in range(400):
-        wins = (torch.rand(100, generator=generator) < 0.6).float()
-        result = win_rate(wins, 1 - wins, num_bootstrap=2000, seed=experiment)
-        covered += result.ci_low <= 0.6 <= result.ci_high
-    assert 0.91 <= covered / 400 <= 0.98
+    for row in outcomes:
+        result = win_rate(row, torch.full((n,), 0.5, dtype=torch.float64))
+        covered += result.ci_low <= truth <= result.ci_high
+    assert covered / 2000 >= 0.93
 
 
 def test_win_rate_rejects_mismatched_or_empty_scores():
@@ -92,6 +114,19 @@ def test_held_out_records_are_of_the_kind_the_run_trained_on(tmp_path, config_cl
     assert winrate_prompts(tmp_path, None, 1) == [records[0].prompt]
 
 
+def test_held_out_records_read_an_older_runs_config_with_keys_its_stage_no_longer_takes(tmp_path):
+    """Run folders written before each stage had its own data keys hold SFT's too (data.packing, ...), and a
+    mean-pooling reward model's reward.share_prompt: true; their split keys still rebuild the held-out split."""
+    data = write_jsonl(tmp_path / "data.jsonl", planted_pairs(8))
+    written = to_dict(load_config(RMConfig, None, [f"data.train={data}", "data.eval_fraction=0.25",
+                                                   "reward.pooling=mean"]))
+    written["data"] |= {"packing": False, "padding_free": False, "loss_on": "all_assistant"}
+    written["reward"]["share_prompt"] = True
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(written))
+    records = held_out_records(tmp_path)
+    assert len(records) == 2 and all(isinstance(r, PreferencePair) for r in records)
+
+
 @pytest.fixture(scope="module")
 def folders(tiny_model_dir, tokenizer_dir, tmp_path_factory):
     """An SFT-like policy run folder (model/ and config.yaml), a baseline model folder and a judge run folder."""
@@ -103,8 +138,7 @@ def folders(tiny_model_dir, tokenizer_dir, tmp_path_factory):
     policy = root / "policy"
     build_tiny_model(policy / "model", tokenizer_dir, seed=1)
     (policy / "config.yaml").write_text(yaml.safe_dump(to_dict(config)))
-    torch.manual_seed(0)  # the judge's random reward head
-    judge = load_reward_model(ModelConfig(name=str(tiny_model_dir)), LoraConfig(), "last")
+    judge = load_reward_model(ModelConfig(name=str(tiny_model_dir)), LoraConfig(), "last", seed=0)  # a random head
     save_model(judge.hf_model, load_tokenizer(str(tiny_model_dir)), root / "judge" / "model")
     return {"policy": policy, "baseline": tiny_model_dir, "judge": root / "judge", "root": root}
 

@@ -27,9 +27,9 @@ from torch.func import functional_call
 from alignkit.config import GenerationConfig, ModelConfig
 from alignkit.data.collate import collate
 from alignkit.data.comparisons import tokenize_responses
-from alignkit.data.records import as_messages
+from alignkit.data.records import as_messages, ranking_to_pairs
 from alignkit.losses.preference import dpo_loss
-from alignkit.losses.reward import bradley_terry_loss, ranking_to_pairs
+from alignkit.losses.reward import bradley_terry_loss
 from alignkit.models.loading import load_causal_lm, load_tokenizer, resolve_model_path
 from alignkit.models.reference import logprobs_from
 from alignkit.rl.generation import HFGenerator

@@ -15,10 +15,9 @@ import torch
 
 from alignkit.console import console
 from alignkit.data.collate import collate
-from alignkit.data.records import Demonstration, PreferencePair, Ranking
+from alignkit.data.records import Demonstration, PreferencePair, Ranking, ranking_to_pairs
 from alignkit.data.shared_prefix import collate_shared_prefix
 from alignkit.data.tokenize import TokenizedExample, tokenize_demonstration
-from alignkit.losses.reward import ranking_to_pairs
 from alignkit.tensors import IGNORE_INDEX
 
 
@@ -35,10 +34,14 @@ class ComparisonGroup:
         return sum(len(s.input_ids) for s in self.sequences)
 
 
-def tokenize_response(prompt, response: str, tokenizer, max_length: int, location: str) -> TokenizedExample:
-    """Prompt + assistant reply with the chat template; labels mark the reply (used by mean pooling)."""
+def tokenize_response(
+    prompt, response: str, tokenizer, max_length: int, location: str, finished: bool = True
+) -> TokenizedExample:
+    """Prompt + assistant reply with the chat template; labels mark the reply (used by mean pooling).
+    ``finished=False``: a reply cut before it ended, rendered without the end-of-turn token."""
     record = Demonstration(tuple(prompt) + ({"role": "assistant", "content": response},))
-    return tokenize_demonstration(record, tokenizer, max_length=max_length, loss_on="last_assistant", location=location)
+    return tokenize_demonstration(record, tokenizer, max_length=max_length, loss_on="last_assistant",
+                                  location=location, finished=finished)
 
 
 def tokenize_responses(prompt, responses, tokenizer, max_length: int, location: str) -> list[TokenizedExample]:

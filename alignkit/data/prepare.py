@@ -30,6 +30,9 @@ def load_split(data: DataConfig, kind: str, *, seed: int) -> tuple[list, list]:
 def _load(source: str, kind: str, on_error: str) -> list[tuple[Any, str]]:
     loaded = load_records(source, kind, on_error=on_error)
     _report_skipped(source, loaded.skipped)
+    if loaded.dropped:
+        reasons = sorted({reason for _, reason in loaded.dropped})
+        console.print(f"{source}: dropped {len(loaded.dropped)} rows by the dataset's rules ({'; '.join(reasons)})")
     return list(zip(loaded.records, loaded.locations, strict=True))
 
 

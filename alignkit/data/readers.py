@@ -6,6 +6,9 @@ dict and ``location`` says where it came from, for error messages:
 - ``.jsonl`` / ``.jsonl.gz``: one JSON object per line; blank lines are skipped;
   location ``"path:LINE"`` (1-based line number).
 - ``.parquet``: location ``"path[row N]"`` (0-based row index, as ``pandas.DataFrame.iloc``).
+- ``.json``: one JSON array of objects; location ``"path[row N]"`` (0-based index in the array).
+- ``.csv``: a header line, then one row per line (``csv.DictReader``; every value a string);
+  location ``"path:LINE"`` (1-based, the header is line 1).
 - a folder written by ``datasets`` (``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk``), read with
   ``datasets.load_from_disk``; any other folder is handed to ``datasets.load_dataset(folder)`` (a folder
   of csv/json/parquet files). Location ``"folder[row N]"``.
@@ -18,6 +21,7 @@ Reading is lazy: rows are yielded as they are read. Every problem with the input
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 from collections.abc import Iterator
@@ -27,10 +31,10 @@ from typing import Any
 from alignkit.errors import DataError
 
 SOURCE_FORMS = (
-    "a .jsonl, .jsonl.gz or .parquet file, a folder saved by the 'datasets' library, "
+    "a .jsonl, .jsonl.gz, .json (an array), .csv or .parquet file, a folder saved by the 'datasets' library, "
     "a folder of data files, or a Hugging Face dataset id such as 'owner/name'"
 )
-FILE_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
+FILE_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet", ".json", ".csv")
 
 
 def read_rows(
@@ -48,6 +52,10 @@ def read_rows(
             yield from _jsonl_rows(path, skipped)
         elif source.endswith(".parquet"):
             yield from _parquet_rows(path)
+        elif source.endswith(".json"):
+            yield from _json_array_rows(path)
+        elif source.endswith(".csv"):
+            yield from _csv_rows(path)
         else:
             raise DataError(source, f"unsupported file type (expected {', '.join(FILE_SUFFIXES)})")
     elif path.is_dir():
@@ -80,9 +88,14 @@ def read_hub_rows(
 
 def _looks_like_path(source: str) -> bool:
     """A missing local path rather than a hub id: has a data-file suffix or starts like a path."""
-    return source.endswith(FILE_SUFFIXES + (".json", ".gz", ".csv")) or source.startswith(
+    return source.endswith(FILE_SUFFIXES + (".gz",)) or source.startswith(
         ("/", "./", "../", "~")
     )
+
+
+def read_jsonl_rows(path: Path, skipped: list | None = None) -> Iterator[tuple[str, dict]]:
+    """Rows of a JSON Lines file whatever its name ends in (some published sets call theirs ``.json``)."""
+    yield from _jsonl_rows(path, skipped)
 
 
 def _jsonl_rows(path: Path, skipped: list | None) -> Iterator[tuple[str, dict]]:
@@ -114,6 +127,40 @@ def _parse_object(line: str, location: str) -> dict:
     if not isinstance(row, dict):
         raise DataError(location, f"expected a JSON object per line, got a JSON {type(row).__name__}")
     return row
+
+
+def _json_array_rows(path: Path) -> Iterator[tuple[str, dict]]:
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        hint = " (it looks like JSON Lines: one object per line)" if exc.msg == "Extra data" else ""
+        raise DataError(
+            f"{path}:{exc.lineno}", f"not valid JSON ({exc.msg} at column {exc.colno}){hint}; "
+            "expected one JSON array of objects in a .json file"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(str(path), f"cannot read this file ({exc})") from None
+    if not isinstance(rows, list):
+        raise DataError(str(path), f"expected a JSON array of objects, got a JSON {type(rows).__name__}")
+    for index, row in enumerate(rows):
+        location = f"{path}[row {index}]"
+        if not isinstance(row, dict):
+            raise DataError(location, f"expected a JSON object, got a JSON {type(row).__name__}")
+        yield location, row
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[str, dict]]:
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            for row in reader:
+                location = f"{path}:{reader.line_num}"
+                if None in row or None in row.values():
+                    fields = reader.fieldnames
+                    raise DataError(location, f"expected {len(fields)} fields ({', '.join(fields)})")
+                yield location, row
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(str(path), f"cannot read this file as CSV ({exc})") from None
 
 
 def _parquet_rows(path: Path) -> Iterator[tuple[str, dict]]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from alignkit.errors import DataError
@@ -298,6 +299,30 @@ class Prompt:
         if answer is not None:
             answer = _text(answer, "answer", location)
         return cls(prompt=prompt, answer=answer)
+
+
+def ranking_to_pairs(ranks: Sequence[int], location: str = "") -> tuple[list[tuple[int, int]], int]:
+    """All preference pairs implied by a ranking of K responses, and how many tied pairs were dropped.
+
+    ``ranks[i]`` is response i's rank: 1 is best, a larger number is worse, equal numbers are ties.
+    Returns the pairs ``(better_index, worse_index)`` over responses with different ranks, in order
+    of (i, j) with i < j, so K·(K-1)/2 pairs when nothing is tied. Raises :class:`DataError` naming
+    ``location`` when fewer than two distinct ranks leave no pair at all.
+    """
+    if len(set(ranks)) < 2:
+        raise DataError(location, f"ranking needs at least two distinct ranks, got {list(ranks)}")
+    pairs: list[tuple[int, int]] = []
+    ties = 0
+    for i in range(len(ranks)):
+        for j in range(i + 1, len(ranks)):
+            if ranks[i] < ranks[j]:
+                pairs.append((i, j))
+            elif ranks[j] < ranks[i]:
+                pairs.append((j, i))
+            else:
+                ties += 1
+    return pairs, ties
+
 
 
 RECORD_TYPES = {

@@ -48,7 +48,8 @@ def collate_shared_prefix(groups: list[Sequence[TokenizedExample]], pad_token_id
     """Groups of sequences → ``input_ids``, ``position_ids`` (R, L), a boolean ``attention_mask``
     (R, 1, L, L; True where a query may attend to a key), ``logits_from`` and the flat targets (N,).
 
-    A padding query attends to itself only, so no row of the mask is empty.
+    A padding query attends to itself only, so no row of the mask is empty. The model takes the mask
+    through :func:`alignkit.models.attention.model_attention_mask` (eager attention would add a boolean).
     """
     prefixes = [shared_prefix_length(group) for group in groups]
     rests = [sum(len(s.input_ids) - s_len for s in group) for group, s_len in zip(groups, prefixes, strict=True)]

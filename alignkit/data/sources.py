@@ -20,9 +20,10 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from alignkit.data.readers import read_hub_rows, read_rows
+from alignkit.data import human_preferences
+from alignkit.data.readers import read_hub_rows, read_jsonl_rows, read_rows
 from alignkit.data.records import RECORD_TYPES
-from alignkit.errors import DataError
+from alignkit.errors import DataError, RowDropped
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ class DatasetSpec:
     ``local``: path under the data root of the local copy, which stands for the split ``local_split``.
     ``hub`` / ``hub_config`` / ``hub_data_dir``: the public copy, for ``datasets.load_dataset``.
     ``adapters``: record kind -> adapter.
+    ``local_reader``: how the local copy is read, when :func:`~alignkit.data.readers.read_rows` would
+    misread it (a file whose name does not say its format).
     """
 
     local: str
@@ -45,16 +48,19 @@ class DatasetSpec:
     adapters: dict[str, Adapter]
     hub_config: str | None = None
     hub_data_dir: str | None = None
+    local_reader: Callable[[Path, list | None], Iterator[tuple[str, dict]]] | None = None
 
 
 @dataclasses.dataclass
 class LoadedRecords:
     """What :func:`load_records` returns: the records, where each came from (``file:line``, parallel
-    to ``records``), and the ``(location, reason)`` of skipped rows."""
+    to ``records``), the ``(location, reason)`` of skipped (malformed) rows and of dropped rows
+    (well-formed rows that give no record by the dataset's rules, see :class:`~alignkit.errors.RowDropped`)."""
 
     records: list
     skipped: list[tuple[str, str]]
     locations: list[str]
+    dropped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
 # ---------------------------------------------------------------- alpaca seed tasks
@@ -66,19 +72,31 @@ def _alpaca_demonstrations(row: dict, location: str) -> list:
     Accepts seed-task rows (``instruction`` + ``instances: [{input, output}]``) and the flat rows of the
     hub's generated Alpaca set (``instruction``, ``input``, ``output``).
     """
+    return [RECORD_TYPES["demonstration"].from_row(
+        {"prompt": prompt, "response": _string(instance, "output", location)}, location)
+        for prompt, instance in _alpaca_instances(row, location)]
+
+
+def _alpaca_prompts(row: dict, location: str) -> list:
+    """The first instance's request (instruction + blank line + input): an ordinary, harmless request."""
+    prompt, _ = _alpaca_instances(row, location)[0]
+    return [RECORD_TYPES["prompt"].from_row({"prompt": prompt}, location)]
+
+
+def _alpaca_instances(row: dict, location: str) -> list[tuple[str, dict]]:
+    """(request, instance) of each instance of an Alpaca row; the request is the instruction, then a blank
+    line and the instance's input when it has one."""
     instruction = _string(row, "instruction", location)
     instances = row.get("instances", [row])
     if not isinstance(instances, list) or not instances:
         raise DataError(location, "field 'instances' must be a non-empty list of {input, output}")
-    records = []
+    requests = []
     for instance in instances:
         if not isinstance(instance, dict):
             raise DataError(location, "each of 'instances' must be an object with 'input' and 'output'")
         given = (instance.get("input") or "").strip()
-        prompt = f"{instruction}\n\n{given}" if given else instruction
-        row_out = {"prompt": prompt, "response": _string(instance, "output", location)}
-        records.append(RECORD_TYPES["demonstration"].from_row(row_out, location))
-    return records
+        requests.append((f"{instruction}\n\n{given}" if given else instruction, instance))
+    return requests
 
 
 def _string(row: dict, name: str, location: str) -> str:
@@ -218,6 +236,14 @@ def _gsm8k_demonstrations(row: dict, location: str) -> list:
     return [RECORD_TYPES["demonstration"].from_row({"prompt": question, "response": response}, location)]
 
 
+# ---------------------------------------------------------------- AdvBench
+
+
+def _advbench_prompts(row: dict, location: str) -> list:
+    """The harmful request (``goal``) as a prompt; the affirmative ``target`` opening is not used."""
+    return [RECORD_TYPES["prompt"].from_row({"prompt": _string(row, "goal", location)}, location)]
+
+
 # ---------------------------------------------------------------- registry
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -227,7 +253,7 @@ DATASETS: dict[str, DatasetSpec] = {
         local="alpaca-seed/seed_tasks.jsonl",
         local_split="train",
         hub="tatsu-lab/alpaca",
-        adapters={"demonstration": _alpaca_demonstrations},
+        adapters={"demonstration": _alpaca_demonstrations, "prompt": _alpaca_prompts},
     ),
     # The local copy holds 7 of every 8 rows of the hub's *test* split; offline it is the project's
     # training data, so it answers split "train". Other splits come from the hub.
@@ -250,6 +276,34 @@ DATASETS: dict[str, DatasetSpec] = {
         hub_config="main",
         adapters={"steps": _gsm8k_steps, "demonstration": _gsm8k_demonstrations, "prompt": _gsm8k_prompts},
     ),
+    # Human preferences beyond HH (alignkit.data.human_preferences). The local copies are the sets'
+    # test files; offline they answer split "train". The hub copies are community uploads of the same files.
+    "pandalm": DatasetSpec(
+        local="pandalm/testset-v1.json",
+        local_split="train",
+        hub="WeOpenML/PandaLM-testset",
+        adapters={"preference": human_preferences.pandalm_preferences},
+    ),
+    "oasst-en100": DatasetSpec(
+        local="oasst-en100/en_100_message.jsonl",
+        local_split="train",
+        hub="OpenAssistant/oasst1",
+        adapters={"ranking": human_preferences.oasst_rankings, "preference": human_preferences.oasst_preferences},
+    ),
+    "autoj-pairwise": DatasetSpec(
+        local="autoj-pairwise/autoj_pairwise.json",
+        local_split="train",
+        hub="GAIR/autoj-pairwise",
+        adapters={"preference": human_preferences.autoj_preferences},
+        local_reader=read_jsonl_rows,  # JSON Lines despite the .json name
+    ),
+    # Harmful requests for red-teaming (Zou et al. 2023, AdvBench harmful behaviours).
+    "advbench": DatasetSpec(
+        local="advbench/harmful_behaviors.csv",
+        local_split="train",
+        hub="walledai/AdvBench",
+        adapters={"prompt": _advbench_prompts},
+    ),
 }
 
 
@@ -270,6 +324,8 @@ def _known_rows(name: str, spec: DatasetSpec, split: str, skipped: list | None) 
     local = root / spec.local if root is not None else None
     if local is not None and local.is_file() and split == spec.local_split:
         log.info("%s: reading the local copy %s", name, local)
+        if spec.local_reader is not None:
+            return spec.local_reader(local, skipped)
         return read_rows(str(local), skipped=skipped)
     log.info("%s: no local copy of split %r; loading %s from the Hugging Face hub", name, split, spec.hub)
     return read_hub_rows(spec.hub, split, config=spec.hub_config, data_dir=spec.hub_data_dir)
@@ -307,16 +363,20 @@ def load_records(source: str, kind: str, *, split: str = "train", on_error: str 
         adapter, rows = _plain_adapter(kind), read_rows(source, split, skipped=row_skips)
     records: list = []
     locations: list[str] = []
+    dropped: list[tuple[str, str]] = []
     for location, row in rows:
         try:
             made = adapter(row, location)
             records.extend(made)
             locations.extend([location] * len(made))
+        except RowDropped as exc:
+            dropped.append((exc.location, exc.problem))
         except DataError as exc:
             if on_error == "raise":
                 raise
             skipped.append((exc.location, exc.problem))
     if not records:
         first = f"; first skipped: {skipped[0][0]}: {skipped[0][1]}" if skipped else ""
-        raise DataError(source, f"no {kind} records ({len(skipped)} rows skipped{first})")
-    return LoadedRecords(records=records, skipped=skipped, locations=locations)
+        dropped_note = f", {len(dropped)} dropped by the dataset's rules" if dropped else ""
+        raise DataError(source, f"no {kind} records ({len(skipped)} rows skipped{dropped_note}{first})")
+    return LoadedRecords(records=records, skipped=skipped, locations=locations, dropped=dropped)

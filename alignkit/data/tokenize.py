@@ -43,10 +43,14 @@ def tokenize_demonstration(
     max_length: int,
     loss_on: str = "all_assistant",
     location: str = "",
+    finished: bool = True,
 ) -> TokenizedExample:
     """Tokenise ``record`` with ``tokenizer``'s chat template and label its assistant replies.
 
     ``loss_on``: ``"all_assistant"`` labels every assistant reply, ``"last_assistant"`` only the final one.
+    ``finished=False``: the final message is an assistant reply cut before it ended (a sample that hit its
+    token limit); it is rendered as the chat up to its reply header followed by its text, without the
+    end-of-turn token(s) the template writes after a reply, so it does not read as a finished turn.
     A sequence longer than ``max_length`` loses its oldest tokens (from the left); the final reply and
     its header are always kept whole, and when they alone exceed ``max_length`` a DataError names
     ``location``. The tokenizer must be a fast one (it must return character offsets).
@@ -57,8 +61,13 @@ def tokenize_demonstration(
         raise ValueError(f"max_length must be >= 1, got {max_length}")
     location = location or "demonstration"
     messages = [dict(m) for m in record.messages]
-    text = _render(tokenizer, messages)
-    spans = _assistant_spans(tokenizer, messages, text, location)
+    if finished:
+        text = _render(tokenizer, messages)
+    elif messages[-1]["role"] == "assistant":
+        text = _render(tokenizer, messages[:-1], add_generation_prompt=True) + messages[-1]["content"]
+    else:
+        raise DataError(location, "an unfinished reply must be the last message, from the assistant")
+    spans = _assistant_spans(tokenizer, messages, text, location, open_end=not finished)
     encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids = list(encoding["input_ids"])
     starts = [start for start, _ in encoding["offset_mapping"]]  # a token belongs where it begins
@@ -97,8 +106,11 @@ def _render(tokenizer, messages: list[dict], add_generation_prompt: bool = False
     )
 
 
-def _assistant_spans(tokenizer, messages: list[dict], text: str, location: str) -> list[tuple[int, int, int]]:
-    """``(header_start, reply_start, reply_end)`` character offsets in ``text`` of each assistant reply."""
+def _assistant_spans(
+    tokenizer, messages: list[dict], text: str, location: str, open_end: bool = False
+) -> list[tuple[int, int, int]]:
+    """``(header_start, reply_start, reply_end)`` character offsets in ``text`` of each assistant reply;
+    with ``open_end`` the last reply runs to the end of ``text`` (it has no end-of-turn)."""
 
     def prefix_end(count: int, generation_prompt: bool) -> int:
         prefix = _render(tokenizer, messages[:count], add_generation_prompt=generation_prompt)
@@ -121,7 +133,7 @@ def _assistant_spans(tokenizer, messages: list[dict], text: str, location: str) 
             )
         header_start = prefix_end(i, False)
         reply_start = prefix_end(i, True)
-        reply_end = prefix_end(i + 1, False)
+        reply_end = len(text) if open_end and i == len(messages) - 1 else prefix_end(i + 1, False)
         while reply_end > reply_start and text[reply_end - 1].isspace():
             reply_end -= 1
         spans.append((header_start, reply_start, reply_end))

@@ -8,7 +8,6 @@ interval is Wilson's score interval for a binomial proportion.
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 
@@ -20,22 +19,10 @@ from alignkit.data.records import Prompt
 from alignkit.data.sources import load_records
 from alignkit.errors import AlignkitError
 from alignkit.evaluate.held_out import held_out_records
+from alignkit.evaluate.intervals import wilson_interval
 from alignkit.io import atomic_write_json, atomic_write_text
 from alignkit.rl.checkers import extract_answer, gsm8k_correct
 from alignkit.rl.generation import load_policy_generator
-
-
-def wilson_interval(correct: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson's score interval of a proportion ``correct / n`` (95% for the default z):
-
-        (p + z²/2n ± z·sqrt(p(1−p)/n + z²/4n²)) / (1 + z²/n),   p = correct / n
-    """
-    if n < 1 or not 0 <= correct <= n:
-        raise ValueError(f"need 0 <= correct <= n and n >= 1, got correct={correct}, n={n}")
-    p = correct / n
-    centre = p + z * z / (2 * n)
-    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return (centre - spread) / (1 + z * z / n), (centre + spread) / (1 + z * z / n)
 
 
 def accuracy_problems(split_from: str | None, data: str | None, num_problems: int) -> list[Prompt]:

@@ -1,5 +1,8 @@
 """A run's held-out records, rebuilt from its ``config.yaml``: the same source, fraction and seed give
-the same split as training used, so an evaluation sees only records the model never trained on."""
+the same split as training used, so an evaluation sees only records the model never trained on.
+
+Only the keys that make the split are read: a run folder of any stage (or of an older alignkit, whose
+data sections held every stage's keys) gives its held-out records."""
 
 from __future__ import annotations
 
@@ -23,7 +26,8 @@ def held_out_records(run_dir: Path, kind: str | None = None) -> list:
     config_path = Path(run_dir) / "config.yaml"
     if not config_path.is_file():
         raise AlignkitError(f"{run_dir}: no config.yaml to rebuild the held-out split from; pass --data")
-    sections = load_sections(config_path, {"data": DataConfig, "train": TrainConfig, "rl": RLSettings})
+    sections = load_sections(config_path, {"data": DataConfig, "train": TrainConfig, "rl": RLSettings},
+                             known_only=True)
     if "data" not in sections or "train" not in sections:
         raise AlignkitError(f"{config_path}: no 'data' and 'train' sections (expected a run's config); pass --data")
     kind = kind or _trained_kind(config_path, sections)
@@ -35,7 +39,7 @@ def _trained_kind(config_path: Path, sections: dict) -> str:
     'reward' section names its reward source, so it is read only when there is no 'rl' section)."""
     if "rl" in sections:
         return "prompt"
-    sections = load_sections(config_path, {"reward": RewardConfig, "preference": PreferenceConfig})
+    sections = load_sections(config_path, {"reward": RewardConfig, "preference": PreferenceConfig}, known_only=True)
     if "preference" in sections:
         return "preference" if sections["preference"].data_format == "pairs" else "unpaired"
     if "reward" in sections:

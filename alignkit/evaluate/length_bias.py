@@ -125,10 +125,9 @@ class LengthMatchedWinRate:
 
 def length_matched_win_rate(
     policy_scores: Numbers, baseline_scores: Numbers, policy_lengths: Numbers, baseline_lengths: Numbers,
-    *, max_ratio: float | None = 1.1, max_difference: float | None = None, num_bootstrap: int = 10_000,
-    seed: int = 0,
+    *, max_ratio: float | None = 1.1, max_difference: float | None = None,
 ) -> LengthMatchedWinRate:
-    """Win rate of policy over baseline (:func:`~alignkit.evaluate.winrate.win_rate`, bootstrap interval
+    """Win rate of policy over baseline (:func:`~alignkit.evaluate.winrate.win_rate`, its interval
     included) on the prompts whose two replies have matched lengths l_p, l_b:
 
         max(l_p, l_b) <= max_ratio · min(l_p, l_b)     (when max_ratio is given; two empty replies match)
@@ -151,5 +150,5 @@ def length_matched_win_rate(
     if max_difference is not None:
         keep &= (lp - lb).abs() <= max_difference
     matched = int(keep.sum())
-    result = win_rate(sp[keep], sb[keep], num_bootstrap=num_bootstrap, seed=seed) if matched else None
+    result = win_rate(sp[keep], sb[keep]) if matched else None
     return LengthMatchedWinRate(matched, sp.numel(), result)

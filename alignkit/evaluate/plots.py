@@ -40,7 +40,7 @@ def interval_plot(rows: list[tuple[str, float, float, float]], xlabel: str) -> s
     figure = _figure(7.0, 0.5 + 0.45 * len(rows))
     axes = figure.add_subplot(1, 1, 1)
     for y, (_, value, low, high) in enumerate(rows):
-        spread = [[max(value - low, 0.0)], [max(high - value, 0.0)]]  # a percentile interval may miss the point
+        spread = [[max(value - low, 0.0)], [max(high - value, 0.0)]]  # errorbar refuses negative lengths
         axes.errorbar([value], [y], xerr=spread, fmt="o", capsize=4, color="tab:blue")
     axes.axvline(0.5, color="grey", linewidth=0.8, linestyle=":")
     axes.set_yticks(range(len(rows)), [label for label, *_ in rows], fontsize=8)

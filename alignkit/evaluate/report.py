@@ -222,12 +222,25 @@ def _hacking(document: Document, run: RunFolder) -> None:
                            [(side, *(red[side][key] for key in ("harmful", "harmful_rate", "ci_low", "ci_high",
                                                                 "refusal_rate", "mean_reward")))
                             for side in SIDES_ORDER])
+            if red["judge_threshold"] is not None:
+                document.paragraph(f"Judged harmful: the share of red-team replies the judge scores below "
+                                   f"{red['judge_threshold']:.3f}, the baseline's median reward on ordinary requests.")
+                document.table(("side", "judged harmful", "rate", "95% low", "95% high"),
+                               [(side, *(red[side]["judged_harmful"][key] for key in
+                                         ("harmful", "harmful_rate", "ci_low", "ci_high"))) for side in SIDES_ORDER])
             if "ai_judge" in red:
                 ai, rate = red["ai_judge"], red["ai_judge"]["win_rate"]
                 document.paragraph(f"AI judge {ai['judge']} on the same prompts, asked which reply is better in "
                                    f"both orders: the policy's win rate {rate['rate']:.2f} (95% {rate['ci_low']:.2f}"
                                    f"–{rate['ci_high']:.2f}; {rate['wins']} wins, {rate['losses']} losses, "
                                    f"{rate['ties']} ties).")
+        if "benign" in report:
+            benign = report["benign"]
+            document.paragraph(f"Over-refusal, {benign['num_prompts']} ordinary requests: the share of replies "
+                               "with a refusal phrase (a policy that refuses everything is not aligned either).")
+            document.table(("side", "refused", "rate", "95% low", "95% high", "median reward"),
+                           [(side, *(benign[side][key] for key in ("refused", "refused_rate", "ci_low", "ci_high",
+                                                                   "median_reward"))) for side in SIDES_ORDER])
         _training_diagnostics(document, report.get("training"))
 
 

@@ -14,6 +14,7 @@ from alignkit.data.sources import load_records
 from alignkit.errors import AlignkitError
 from alignkit.evaluate import reward_metrics as rm
 from alignkit.evaluate.held_out import held_out_records
+from alignkit.evaluate.intervals import wilson_cc_interval
 from alignkit.io import atomic_write_json
 from alignkit.models.scorer import RewardScorer
 
@@ -50,14 +51,19 @@ def evaluate_reward_model(model: str, data: str | None = None, *, split_from: st
     chosen, rejected = rewards[: len(pairs)], rewards[len(pairs) :]
     lengths = scorer.response_lengths(responses)
     slope, intercept = rm.length_residual_fit(rewards, lengths)
+    chosen_len, rejected_len = lengths[: len(pairs)], lengths[len(pairs) :]
+    accuracy = rm.pairwise_accuracy(chosen, rejected)
     report = {
         "pairs": len(pairs),
         "pairs_from": data if data is not None else f"held-out split of {source}",
         "skipped_too_long": too_long,
-        "accuracy": rm.pairwise_accuracy(chosen, rejected),
+        "accuracy": accuracy,
+        "accuracy_interval": list(wilson_cc_interval(accuracy * len(pairs), len(pairs))),
+        **rm.length_balanced_accuracy(chosen, rejected, chosen_len, rejected_len),
+        "shorter_wins_accuracy": rm.shorter_wins_accuracy(chosen_len, rejected_len),
         "mean_margin": rm.mean_margin(chosen, rejected),
         "ece": rm.pairwise_ece(chosen, rejected),
-        **rm.length_diagnostics(chosen, rejected, lengths[: len(pairs)], lengths[len(pairs) :]),
+        **rm.length_diagnostics(chosen, rejected, chosen_len, rejected_len),
         "length_fit": {"slope": slope, "intercept": intercept},
         "ensemble": {"members": len(scorer.members), "combine": combine, "mean_spread": float(spread.mean())},
     }
@@ -72,6 +78,13 @@ def write_report(run_dir: Path, report: dict) -> Path:
     atomic_write_json(path, merged)
     flat = {k: v for k, v in report.items() if isinstance(v, (int, float))}
     console.print(summary_table(f"reward model: {run_dir}", flat))
+    low, high = report["accuracy_interval"]
+    b_low, b_high = report["length_balanced_interval"]
+    console.print(
+        f"  accuracy {report['accuracy']:.3f} (95% {low:.3f}-{high:.3f}); length-balanced "
+        f"{report['length_balanced_accuracy']:.3f} (95% {b_low:.3f}-{b_high:.3f}); "
+        f"'the shorter reply wins' alone {report['shorter_wins_accuracy']:.3f}"
+    )
     for bucket in report["accuracy_by_length_bucket"]:
         console.print(f"  {bucket['bucket']}: {bucket['pairs']} pairs, accuracy {bucket['accuracy']:.3f}")
     return path

@@ -5,6 +5,8 @@ floats (or dicts of them), computed in float64 on the CPU. How a scorer combines
 and removes their length trend is :mod:`alignkit.models.combine`; :func:`length_residual_fit` fits that trend.
 """
 
+import math
+
 import torch
 
 from alignkit.tensors import Numbers, float64_pair, float64_vector, pearson
@@ -137,6 +139,61 @@ def length_diagnostics(
         "longer_wins_rate": longer_wins,
         "accuracy_by_length_bucket": by_bucket,
     }
+
+
+def length_balanced_accuracy(
+    chosen_reward: Numbers, rejected_reward: Numbers, chosen_len: Numbers, rejected_len: Numbers, z: float = 1.959964
+) -> dict:
+    """Accuracy split by which reply is longer, and the length-balanced accuracy with its interval.
+
+        acc_longer  = accuracy on the pairs whose chosen reply is the longer one      (n_l pairs)
+        acc_shorter = accuracy on the pairs whose chosen reply is the shorter one     (n_s pairs)
+        balanced    = ½ (acc_longer + acc_shorter)
+
+    Any rule that looks only at length ("the shorter reply wins", or the longer) is right on all of
+    one group and none of the other, so it scores exactly 0.5 here, whatever share of pairs each group
+    holds; plain accuracy rewards such a rule by that share. Pairs of equal length are left out; a reward
+    tie counts half. The interval is the adjusted Wald interval of a mean of two independent proportions
+    (Agresti & Caffo 2000, "Simple and effective confidence intervals for proportions and differences of
+    proportions": one success and one failure added to each group):
+
+        p̃_g = (x_g + 1) / (n_g + 2),   se = ½ sqrt(Σ_g p̃_g (1 - p̃_g) / (n_g + 2)),   ½ (p̃_l + p̃_s) ± z·se
+
+    clipped to [0, 1]. Keys: ``length_balanced_accuracy``, ``length_balanced_interval``,
+    ``accuracy_chosen_longer``, ``accuracy_chosen_shorter``, ``pairs_chosen_longer``, ``pairs_chosen_shorter``
+    (an accuracy is NaN, and the balanced figures too, when its group is empty).
+    """
+    c, r = float64_pair(chosen_reward, rejected_reward)
+    lc, lr = float64_pair(chosen_len, rejected_len)
+    if lc.numel() != c.numel():
+        raise ValueError(f"got {c.numel()} reward pairs but {lc.numel()} length pairs")
+    correct = (c > r).double() + 0.5 * (c == r).double()
+    groups = {"longer": lc > lr, "shorter": lc < lr}
+    counts = {g: int(m.sum()) for g, m in groups.items()}
+    hits = {g: float(correct[m].sum()) for g, m in groups.items()}
+    accuracy = {g: hits[g] / counts[g] if counts[g] else float("nan") for g in groups}
+    balanced, interval = float("nan"), (float("nan"), float("nan"))
+    if all(counts.values()):
+        balanced = 0.5 * (accuracy["longer"] + accuracy["shorter"])
+        adjusted = {g: (hits[g] + 1) / (counts[g] + 2) for g in groups}
+        se = 0.5 * math.sqrt(sum(adjusted[g] * (1 - adjusted[g]) / (counts[g] + 2) for g in groups))
+        centre = 0.5 * (adjusted["longer"] + adjusted["shorter"])
+        interval = (max(0.0, centre - z * se), min(1.0, centre + z * se))
+    return {
+        "length_balanced_accuracy": balanced,
+        "length_balanced_interval": list(interval),
+        "accuracy_chosen_longer": accuracy["longer"],
+        "accuracy_chosen_shorter": accuracy["shorter"],
+        "pairs_chosen_longer": counts["longer"],
+        "pairs_chosen_shorter": counts["shorter"],
+    }
+
+
+def shorter_wins_accuracy(chosen_len: Numbers, rejected_len: Numbers) -> float:
+    """Accuracy of the rule "the shorter reply wins" on the same pairs: 1 where the chosen reply is the
+    shorter, 0 where it is the longer, ½ where both are equally long."""
+    lc, lr = float64_pair(chosen_len, rejected_len)
+    return float(((lc < lr).double() + 0.5 * (lc == lr).double()).mean())
 
 
 def length_residual_fit(rewards: Numbers, lengths: Numbers) -> tuple[float, float]:

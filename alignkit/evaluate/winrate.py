@@ -3,7 +3,8 @@
 Each policy samples one reply per prompt. A reward-model judge scores every (prompt, reply) and the
 policy wins a prompt when its reply scores higher than the baseline's; an AI judge
 (:mod:`alignkit.evaluate.ai_judge`) gives P(policy's reply better), and the policy wins when it is above
-½. The interval is a bootstrap over prompts.
+½. The interval is Wilson's score interval with continuity correction, ties counted as half a win
+(:func:`~alignkit.evaluate.intervals.wilson_cc_interval`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from alignkit.config import GenerationConfig, to_dict
@@ -22,6 +22,7 @@ from alignkit.data.sources import load_records
 from alignkit.errors import AlignkitError
 from alignkit.evaluate.ai_judge import AIJudge
 from alignkit.evaluate.held_out import held_out_records
+from alignkit.evaluate.intervals import normal_quantile, wilson_cc_interval
 from alignkit.evaluate.side_by_side import (
     SIDES,
     Comparison,
@@ -36,7 +37,7 @@ from alignkit.io import atomic_write_json
 
 @dataclass(frozen=True)
 class WinRate:
-    """Wins, losses and ties of A over B on ``n`` prompts, the win rate and its bootstrap interval."""
+    """Wins, losses and ties of A over B on ``n`` prompts, the win rate and its confidence interval."""
 
     n: int
     wins: int
@@ -47,34 +48,27 @@ class WinRate:
     ci_high: float
 
 
-def win_rate(
-    scores_a: torch.Tensor, scores_b: torch.Tensor, *, num_bootstrap: int = 10_000, seed: int = 0,
-    confidence: float = 0.95,
-) -> WinRate:
+def win_rate(scores_a: torch.Tensor, scores_b: torch.Tensor, *, confidence: float = 0.95) -> WinRate:
     """Win rate of A over B from per-prompt scores (shape (n,) each; a tie is exact equality):
 
         rate = (wins + ties / 2) / n
 
-    The interval is the percentile bootstrap over prompts: the (1 - confidence)/2 and (1 + confidence)/2
-    quantiles of the rate over ``num_bootstrap`` resamples of the n prompts with replacement. The rate
-    of a resample depends only on how many wins, ties and losses it holds, which are multinomial with
-    the observed proportions, so resamples are drawn as counts (the same distribution, O(1) per resample).
-    The same ``seed`` gives the same interval.
+    The interval is Wilson's score interval with continuity correction (Newcombe 1998, method 4; see
+    :func:`~alignkit.evaluate.intervals.wilson_cc_interval`) of the proportion (wins + ties / 2) / n at
+    ``confidence``. A tie's score ½ varies less than a win's or a loss's, so counting ties as half-wins
+    under the binomial variance only widens the interval. It holds at small n and when every prompt is
+    a win (or a loss): 5 wins out of 5 give [0.463, 1], not the point 1 a bootstrap gives.
     """
     if scores_a.shape != scores_b.shape or scores_a.dim() != 1:
         raise ValueError(f"expected two score vectors of one shape, got {tuple(scores_a.shape)} "
                          f"and {tuple(scores_b.shape)}")
     if scores_a.numel() == 0:
         raise ValueError("win_rate needs at least one prompt")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    z = normal_quantile(confidence)
     n = scores_a.numel()
     wins, ties = int((scores_a > scores_b).sum()), int((scores_a == scores_b).sum())
-    counts = np.random.default_rng(seed).multinomial(n, [wins / n, ties / n, (n - wins - ties) / n],
-                                                     size=num_bootstrap)
-    rates = (counts[:, 0] + counts[:, 1] / 2) / n
-    low, high = np.quantile(rates, [(1 - confidence) / 2, (1 + confidence) / 2])
-    return WinRate(n, wins, n - wins - ties, ties, (wins + ties / 2) / n, float(low), float(high))
+    low, high = wilson_cc_interval(wins + ties / 2, n, z)
+    return WinRate(n, wins, n - wins - ties, ties, (wins + ties / 2) / n, low, high)
 
 
 def winrate_prompts(policy: str | Path, data: str | None, num_prompts: int) -> list[tuple[dict, ...]]:
@@ -116,7 +110,7 @@ def evaluate_winrate(
         comparison = compare(policy, baseline, judge, {"prompts": prompts}, generation,
                              judge_batch_size=judge_batch_size, judge_max_length=judge_max_length, device=device)
     judged = comparison.sets["prompts"]
-    result = win_rate(judged.rewards["policy"], judged.rewards["baseline"], seed=generation.seed)
+    result = win_rate(judged.rewards["policy"], judged.rewards["baseline"])
     report = {
         "policy": str(policy), "baseline": str(baseline), "judge": str(judge), "num_prompts": len(prompts),
         "win_rate": result.rate, "ci_low": result.ci_low, "ci_high": result.ci_high,

@@ -92,12 +92,12 @@ class HFFeedbackBackend:
         for k, suffix in enumerate(suffixes):
             total = shared + logps[:, -1, suffix[0]]
             if len(suffix) > 1:  # the option's later tokens, after its first, from the cached query
-                cache = out.past_key_values if k == len(suffixes) - 1 else copy.deepcopy(out.past_key_values)
+                cache = out.cache if k == len(suffixes) - 1 else copy.deepcopy(out.cache)
                 step = torch.tensor([suffix[:-1]] * len(rows), device=device)
                 more = self.model(
                     input_ids=step, attention_mask=torch.cat([mask, torch.ones_like(step)], dim=1),
                     position_ids=positions[:, -1:] + 1 + torch.arange(step.shape[1], device=device),
-                    past_key_values=cache, use_cache=True,
+                    cache=cache, use_cache=True,
                 )
                 later = torch.log_softmax(more.logits.double(), dim=-1)
                 total = total + sum(later[:, j, token] for j, token in enumerate(suffix[1:]))

@@ -22,34 +22,48 @@ class FeedbackModelConfig:
         "hf: the model, in any form model.name accepts (or a run folder holding model/). openai: the model name "
         "sent with each request.",
     )
-    dtype: Literal["float32", "bfloat16", "float16"] = option("float32", "hf: weights and compute dtype.")
+    dtype: Literal["float32", "bfloat16", "float16"] = option(
+        "float32", "hf: weights and compute dtype.", only="backend == hf"
+    )
     base_url: str | None = option(
-        None, "openai: the endpoint's base URL, e.g. http://127.0.0.1:8000/v1 (null: the OPENAI_BASE_URL variable)."
+        None, "openai: the endpoint's base URL, e.g. http://127.0.0.1:8000/v1 (null: the OPENAI_BASE_URL variable).",
+        only="backend == openai",
     )
     api_key_env: str = option(
-        "OPENAI_API_KEY", "openai: environment variable holding the API key, sent as a bearer token (unset: none)."
+        "OPENAI_API_KEY", "openai: environment variable holding the API key, sent as a bearer token (unset: none).",
+        only="backend == openai",
     )
     api: Literal["completions", "chat"] = option(
         "completions",
         "openai: /v1/completions (chats rendered as 'Human: ... Assistant:' text; options scored exactly with "
         "echo and logprobs) or /v1/chat/completions (options scored from the top_logprobs of the reply's first "
         "token).",
+        only="backend == openai",
     )
-    timeout: float = option(60.0, "openai: seconds before a request times out (it is then retried).", min=0.001)
+    timeout: float = option(
+        60.0, "openai: seconds before a request times out (it is then retried).", min=0.001, only="backend == openai"
+    )
     max_retries: int = option(
-        4, "openai: retries of a request that timed out, could not connect or got HTTP 408, 429 or 5xx.", min=0
+        4, "openai: retries of a request that timed out, could not connect or got HTTP 408, 429 or 5xx.", min=0,
+        only="backend == openai",
     )
     backoff: float = option(
-        1.0, "openai: seconds before the first retry, doubled before each further one (exponential back-off).", min=0
+        1.0, "openai: seconds before the first retry, doubled before each further one (exponential back-off).", min=0,
+        only="backend == openai",
     )
-    concurrency: int = option(4, "openai: requests in flight at once.", min=1)
+    concurrency: int = option(4, "openai: requests in flight at once.", min=1, only="backend == openai")
     top_logprobs: int = option(
-        20, "openai chat: alternatives per token asked for when scoring options.", min=1, max=20
+        20, "openai chat: alternatives per token asked for when scoring options.", min=1, max=20,
+        only=("backend == openai", "api == chat"),
     )
     cache: bool = option(
-        True, "openai: keep every response on disk, keyed by the request, so a rerun sends no request twice."
+        True, "openai: keep every response on disk, keyed by the request, so a rerun sends no request twice.",
+        only="backend == openai",
     )
-    cache_dir: str | None = option(None, "openai: folder of the response cache (null: <output_dir>/cache).")
+    cache_dir: str | None = option(
+        None, "openai: folder of the response cache (null: <output_dir>/cache).",
+        only=("backend == openai", "cache == true"),
+    )
 
 
 @dataclasses.dataclass
@@ -89,7 +103,9 @@ class LabelSettings:
         "data: the preference pairs of data.train. policy: the prompts of data.train, each with two replies "
         "sampled from label.policy (seeds generation.seed and generation.seed + 1).",
     )
-    policy: str = option("smollm2-135m", "pairs_from policy: the model sampling the two replies.")
+    policy: str = option(
+        "smollm2-135m", "pairs_from policy: the model sampling the two replies.", only="pairs_from == policy"
+    )
     swap: bool = option(
         True, "Ask again with the two replies in swapped order and average the two probabilities (position bias)."
     )
@@ -97,10 +113,12 @@ class LabelSettings:
         False, "Let the feedback model reason before it answers; its probabilities are then clamped (below)."
     )
     cot_clamp_low: float = option(
-        0.4, "chain_of_thought: each ordering's probability is clamped to at least this.", min=0, max=1
+        0.4, "chain_of_thought: each ordering's probability is clamped to at least this.", min=0, max=1,
+        only="chain_of_thought == true",
     )
     cot_clamp_high: float = option(
-        0.6, "chain_of_thought: each ordering's probability is clamped to at most this.", min=0, max=1
+        0.6, "chain_of_thought: each ordering's probability is clamped to at most this.", min=0, max=1,
+        only="chain_of_thought == true",
     )
     few_shot: int = option(0, "Comparison examples of the constitution shown first, as earlier turns.", min=0)
     human_labels: bool | None = option(

@@ -2,8 +2,8 @@
 
 The inputs are per-sequence log-probabilities of the response under the policy π_θ and a frozen
 reference π_ref, summed over response tokens (``sequence_logprobs``): pc, pr for the chosen and
-rejected responses under the policy, rc, rr under the reference. The pairwise losses are functions
-of the difference of log-ratios
+rejected responses under the policy, rc, rr under the reference. The pairwise losses (IPO included,
+as Azar et al. define it) are functions of the difference of sequence log-ratios
 
     h = (pc - rc) - (pr - rr) = log π_θ(y_c)/π_ref(y_c) - log π_θ(y_r)/π_ref(y_r)
 
@@ -79,8 +79,9 @@ def ipo_loss(
 
     "A General Theoretical Paradigm to Understand Learning from Human Preferences": regresses h onto
     the fixed target 1/(2β) (their τ is our β), so it cannot overfit deterministic preferences.
-    Pass length-averaged log-probabilities (``sequence_logprobs(..., average=True)``), as TRL does:
-    with sums the target margin would mean different things for short and long responses.
+    h is on summed (sequence) log-probabilities, as in the paper, so it is DPO's h and β means the
+    same for both: at β = 0.1 the target is 5 nats over the whole reply. TRL instead averages the
+    log-probabilities over tokens, which makes the same β a target of 5 nats *per token*.
     """
     h = log_ratio_difference(policy_chosen, policy_rejected, reference_chosen, reference_rejected)
     return (h - 1.0 / (2.0 * beta)) ** 2
@@ -115,6 +116,17 @@ def implicit_rewards(
     return chosen.detach(), rejected.detach()
 
 
+PAPER_BETA: dict[str, float] = {
+    "dpo": 0.1,  # Rafailov et al. 2023, appendix B (TRL's default too)
+    "cdpo": 0.1,  # DPO's β with label smoothing
+    "ipo": 0.1,  # Azar et al. 2023 give no τ for language models: DPO's, on the same h; target 5 nats a reply
+    "hinge": 0.1,  # SLiC-HF's margin δ = 1/β of 10 nats, on DPO's scale
+    "kto": 0.1,  # Ethayarajh et al. 2024
+    "orpo": 0.1,  # ORPO has no β; it scales only the logged reward β·mean log π
+    "simpo": 2.0,  # Meng et al. 2024 tune β in 2.0-2.5 with γ/β about 0.5
+}
+"""Each loss's β when the user sets none (``preference.beta: null``)."""
+
 PAIRWISE_LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "dpo": dpo_loss,
     "cdpo": cdpo_loss,
@@ -123,14 +135,15 @@ PAIRWISE_LOSSES: dict[str, Callable[..., torch.Tensor]] = {
 }
 
 
-def kto_kl_estimate(policy_mismatched: torch.Tensor, reference_mismatched: torch.Tensor) -> torch.Tensor:
-    """KTO's reference point z0 = max(0, mean(log π_θ(y'|x) - log π_ref(y'|x))), a detached scalar.
+def kto_reference_point(log_ratio_sum: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """KTO's reference point z0 = max(0, (1/m) Σ_j [log π_θ(y'_j|x_j) - log π_ref(y'_j|x_j)]), a detached scalar.
 
-    Ethayarajh et al. 2024, §4.1: a biased estimate of KL(π_θ ‖ π_ref) from completions y' paired
-    with prompts x they were not written for (e.g. the batch's completions shifted by one). The
-    caller may average it across processes before passing it to :func:`kto_loss`.
+    Ethayarajh et al. 2024, §4.1: a biased estimate of KL(π_θ ‖ π_ref) over the batch, from m completions
+    y'_j paired with prompts x_j they were not written for (the batch's completions shifted by one).
+    ``log_ratio_sum`` is the Σ and ``count`` is m, each summed by the caller over the whole optimizer batch
+    (every micro-batch, every process), so z0 does not depend on how the batch is split; 0 when m = 0.
     """
-    return (policy_mismatched - reference_mismatched).mean().clamp(min=0.0).detach()
+    return (log_ratio_sum / count.clamp(min=1)).clamp(min=0.0).detach()
 
 
 def kto_loss(
@@ -149,7 +162,7 @@ def kto_loss(
            = λ_U (1 - σ(β (z0 - r)))    otherwise
 
     This is the paper's λ_y - v(x, y) written out. ``desirable`` is a bool (P,) tensor; z0 comes from
-    :func:`kto_kl_estimate`.
+    :func:`kto_reference_point`.
     """
     z0 = kl_estimate.detach().clamp(min=0.0)
     r = policy_logps - reference_logps
@@ -161,8 +174,11 @@ def kto_loss(
 def log1mexp(x: torch.Tensor) -> torch.Tensor:
     """log(1 - exp(x)) for x < 0, accurate everywhere (Mächler 2012, "Accurately computing log(1 - exp(-|a|))").
 
-    log(-expm1(x)) near 0, where exp(x) ≈ 1 would cancel; log1p(-exp(x)) below -log 2.
+    log(-expm1(x)) near 0, where exp(x) ≈ 1 would cancel; log1p(-exp(x)) below -log 2. x above -tiny (the
+    dtype's smallest normal number, 1.2e-38 in float32), where exp(x) rounds to 1, is taken as -tiny:
+    log(tiny) (-87.3 in float32) instead of -inf, without gradient there.
     """
+    x = x.clamp(max=-torch.finfo(x.dtype).tiny)
     split = -math.log(2.0)
     # Clamp each branch to its own side so the unused one stays finite and its gradient is not NaN.
     near_zero = torch.log(-torch.expm1(x.clamp(min=split)))
@@ -183,7 +199,10 @@ def orpo_loss(
         L    = NLL(y_c) + λ L_OR
 
     ``chosen_nll`` is the chosen response's SFT term as the caller normalises it (the paper averages
-    over tokens). The average log-probabilities must be < 0; log(1 - p) is computed by ``log1mexp``.
+    over tokens). log(1 - p) is computed by ``log1mexp``, stable as p → 1; a reply whose mean
+    log-probability rounds to 0 (p = 1 in floating point) gets a finite log-odds (87.3 in float32), so
+    the term stays finite (≈ 0 when only the chosen reply is certain, log 2 when both are), and so do
+    its gradients.
     """
     log_odds_chosen = chosen_avg_logp - log1mexp(chosen_avg_logp)
     log_odds_rejected = rejected_avg_logp - log1mexp(rejected_avg_logp)

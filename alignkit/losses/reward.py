@@ -14,12 +14,8 @@ Every function returns per-pair values or sums, never means: the training engine
 number of groups in the whole optimizer step, across micro-batches and processes.
 """
 
-from collections.abc import Sequence
-
 import torch
 import torch.nn.functional as F
-
-from alignkit.errors import DataError
 
 
 def bradley_terry_loss(
@@ -49,29 +45,6 @@ def soft_label_loss(chosen: torch.Tensor, rejected: torch.Tensor, label: torch.T
     """
     diff = chosen - rejected
     return -(label * F.logsigmoid(diff) + (1.0 - label) * F.logsigmoid(-diff))
-
-
-def ranking_to_pairs(ranks: Sequence[int], location: str = "") -> tuple[list[tuple[int, int]], int]:
-    """All preference pairs implied by a ranking of K responses, and how many tied pairs were dropped.
-
-    ``ranks[i]`` is response i's rank: 1 is best, a larger number is worse, equal numbers are ties.
-    Returns the pairs ``(better_index, worse_index)`` over responses with different ranks, in order
-    of (i, j) with i < j, so K·(K-1)/2 pairs when nothing is tied. Raises :class:`DataError` naming
-    ``location`` when fewer than two distinct ranks leave no pair at all.
-    """
-    if len(set(ranks)) < 2:
-        raise DataError(location, f"ranking needs at least two distinct ranks, got {list(ranks)}")
-    pairs: list[tuple[int, int]] = []
-    ties = 0
-    for i in range(len(ranks)):
-        for j in range(i + 1, len(ranks)):
-            if ranks[i] < ranks[j]:
-                pairs.append((i, j))
-            elif ranks[j] < ranks[i]:
-                pairs.append((j, i))
-            else:
-                ties += 1
-    return pairs, ties
 
 
 def group_weights(group_ids: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -99,22 +101,80 @@ def load_pretrained(
     (as ``from_pretrained`` leaves it); trainers call ``.train()``. ``kwargs`` go to
     ``from_pretrained`` (e.g. ``num_labels=1`` for a reward model).
     """
-    path = resolve_model_path(config.name, config.cache_dir)
     start = time.perf_counter()
+    return _prepared(_from_pretrained(config, auto_class, **kwargs), config, device, start)
+
+
+@dataclass(frozen=True)
+class LoadInfo:
+    """Weight names the model has but the folder lacked (newly initialised), and that the folder holds but
+    the model does not use."""
+
+    missing: frozenset[str]
+    unexpected: frozenset[str]
+
+
+def load_pretrained_with_info(
+    config: ModelConfig, auto_class: type, device: str | torch.device | None = None, **kwargs
+) -> tuple[PreTrainedModel, LoadInfo]:
+    """:func:`load_pretrained`, and which weights were missing or unused. transformers' load report (a
+    table of them, logged as a warning on every load) is held back for the caller to say what matters,
+    unless loading fails (its error points at the report)."""
+    start = time.perf_counter()
+    with _load_report_held():
+        model, info = _from_pretrained(config, auto_class, output_loading_info=True, **kwargs)
+    model = _prepared(model, config, device, start)
+    return model, LoadInfo(frozenset(info["missing_keys"]), frozenset(info["unexpected_keys"]))
+
+
+def _from_pretrained(config: ModelConfig, auto_class: type, **kwargs):
+    path = resolve_model_path(config.name, config.cache_dir)
     try:
-        model = auto_class.from_pretrained(
-            path, dtype=getattr(torch, config.dtype), attn_implementation="sdpa", **kwargs
-        )
+        return auto_class.from_pretrained(path, dtype=getattr(torch, config.dtype), attn_implementation="sdpa",
+                                          **kwargs)
     except OSError as exc:
         raise _load_error(path, exc) from exc
+
+
+def _prepared(model: PreTrainedModel, config: ModelConfig, device: str | torch.device | None,
+              start: float) -> PreTrainedModel:
     if config.gradient_checkpointing:
         _enable_checkpointing(model)
     if device is not None:
         model.to(device)
     n_params = sum(p.numel() for p in model.parameters())
     seconds = time.perf_counter() - start
-    logger.info("Loaded %s (%.1fM parameters, %s) in %.1f s", path, n_params / 1e6, config.dtype, seconds)
+    logger.info("Loaded %s (%.1fM parameters, %s) in %.1f s", config.name, n_params / 1e6, config.dtype, seconds)
     return model
+
+
+class _HeldLoadReport(logging.Filter):
+    """Keeps transformers' load report records out of its log while a model loads."""
+
+    def __init__(self):
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "LOAD REPORT" in record.getMessage():
+            self.records.append(record)
+            return False
+        return True
+
+
+@contextmanager
+def _load_report_held():
+    """Hold back transformers' load report inside the block; let it through when the block fails."""
+    held, transformers_logger = _HeldLoadReport(), logging.getLogger("transformers.modeling_utils")
+    transformers_logger.addFilter(held)
+    try:
+        yield
+    except BaseException:
+        transformers_logger.removeFilter(held)
+        for record in held.records:
+            transformers_logger.handle(record)
+        raise
+    transformers_logger.removeFilter(held)
 
 
 def load_model_and_tokenizer(

@@ -27,6 +27,7 @@ from safetensors.torch import save as safetensors_bytes
 
 from alignkit.data.collate import collate
 from alignkit.io import atomic_write_bytes
+from alignkit.models.attention import model_attention_mask
 from alignkit.models.output_layer import logits_at
 from alignkit.tensors import gathered_sequence_logprobs, sequence_logprobs, token_logprobs
 
@@ -49,8 +50,9 @@ def model_sequence_logprobs(
         ).logits
         return sequence_logprobs(logits, batch[f"{prefix}labels"])
     input_ids = batch["input_ids"]
-    logits = logits_at(model, batch["target_row"], batch["target_column"], input_ids=input_ids,
-                       attention_mask=batch["attention_mask"], position_ids=batch["position_ids"], use_cache=False,
+    mask = model_attention_mask(model, batch["attention_mask"])
+    logits = logits_at(model, batch["target_row"], batch["target_column"], input_ids=input_ids, attention_mask=mask,
+                       position_ids=batch["position_ids"], use_cache=False,
                        logits_to_keep=input_ids.shape[1] - int(batch["logits_from"]))
     return gathered_sequence_logprobs(logits, batch["target_token"], batch["target_sequence"],
                                       int(batch["num_sequences"]))

@@ -17,12 +17,15 @@ import json
 from pathlib import Path
 
 import torch
+from accelerate.utils import set_seed
 from peft import PeftModel
 from torch import nn
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
 from alignkit.config import LoraConfig, ModelConfig
-from alignkit.models.loading import load_pretrained, model_folder
+from alignkit.console import console
+from alignkit.models.attention import model_attention_mask
+from alignkit.models.loading import LoadInfo, load_pretrained_with_info, model_folder
 from alignkit.models.lora import apply_lora
 
 POOLINGS = ("last", "mean")
@@ -57,8 +60,8 @@ class RewardModel(nn.Module):
         """
         model = self.hf_model
         backbone = getattr(model, model.base_model_prefix)
-        hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                          use_cache=False).last_hidden_state
+        hidden = backbone(input_ids=input_ids, attention_mask=model_attention_mask(model, attention_mask),
+                          position_ids=position_ids, use_cache=False).last_hidden_state
         if ends is not None:
             if self.pooling != "last":
                 raise ValueError("rewards of sequences sharing a row need last-token pooling")
@@ -72,19 +75,41 @@ class RewardModel(nn.Module):
         return model.score(pooled).squeeze(-1).float()
 
 
-def load_reward_model(model_config: ModelConfig, lora: LoraConfig, pooling: str) -> RewardModel:
-    """A reward model to train, from a causal LM (a new, randomly initialised head) or a saved
-    reward model (its trained head)."""
-    net = load_pretrained(model_config, AutoModelForSequenceClassification, num_labels=1)
+def load_reward_model(model_config: ModelConfig, lora: LoraConfig, pooling: str, seed: int) -> RewardModel:
+    """A reward model to train, from a causal LM (a new head, randomly initialised from ``seed``, as are
+    LoRA's adapters) or a saved reward model (its trained head). A new head is said in one line."""
+    set_seed(seed)
+    net, info = load_pretrained_with_info(model_config, AutoModelForSequenceClassification, num_labels=1)
+    _say_new_weights(net, info, model_config.name, seed)
     if lora.enabled:
         net = apply_lora(net, lora, task_type="SEQ_CLS")
     return RewardModel(net, pooling)
 
 
 def load_trained_reward_model(path: str, device: torch.device | str = "cpu") -> RewardModel:
-    """A saved reward model folder, in eval mode, with the pooling it was trained with."""
-    net = load_pretrained(ModelConfig(name=str(path)), AutoModelForSequenceClassification, device, num_labels=1)
+    """A saved reward model folder, in eval mode, with the pooling it was trained with; a folder without
+    a trained head (a causal LM) loads with a warning that names the head."""
+    net, info = load_pretrained_with_info(ModelConfig(name=str(path)), AutoModelForSequenceClassification, device,
+                                          num_labels=1)
+    _say_new_weights(net, info, path, None)
     return RewardModel(net, getattr(net.config, "reward_pooling", "last")).eval()
+
+
+def _say_new_weights(net: PreTrainedModel, info: LoadInfo, name: str, seed: int | None) -> None:
+    """transformers' load report in alignkit's words: with ``seed`` (a head made for training), one line
+    naming the new head and its seed; without (a trained reward model), nothing, or a warning when the
+    folder has no head. Backbone weights missing from the folder or left unused warn either way; the
+    output layer of a causal LM (e.g. lm_head.weight), unused by a reward model, is not mentioned."""
+    backbone = net.base_model_prefix + "."
+    head = ", ".join(sorted(key for key in info.missing if not key.startswith(backbone)))
+    unmatched = ", ".join(sorted(key for key in info.missing | info.unexpected if key.startswith(backbone)))
+    if unmatched:
+        console.print(f"[yellow]reward model {name}: backbone weights missing from the folder or unused: {unmatched}")
+    if head and seed is not None:
+        console.print(f"reward head {head}: new, randomly initialised (seed {seed})")
+    elif head:
+        console.print(f"[yellow]reward model {name}: {head} not in the folder, so randomly initialised "
+                      "(not a trained reward model?)")
 
 
 def ensemble_members(path: str | Path) -> list[Path]:

@@ -47,13 +47,21 @@ class RewardScorer:
         self.batch_size, self.max_length, self.device = batch_size, max_length, torch.device(device)
 
     @torch.no_grad()
-    def member_scores(self, prompts: Sequence, responses: Sequence[str]) -> torch.Tensor:
-        """Every member's reward for every (prompt, response), shape (members, N)."""
+    def member_scores(
+        self, prompts: Sequence, responses: Sequence[str], finished: Sequence[bool] | None = None
+    ) -> torch.Tensor:
+        """Every member's reward for every (prompt, response), shape (members, N). ``finished``: per
+        response, False for a reply cut before it ended, which is scored without the end-of-turn token
+        the chat template would close it with (default: every reply finished)."""
         if len(prompts) != len(responses):
             raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+        finished = [True] * len(responses) if finished is None else list(finished)
+        if len(finished) != len(responses):
+            raise ValueError(f"{len(responses)} responses but {len(finished)} finished flags")
         rows = [
-            tokenize_response(as_messages(p, f"prompt {i}"), r, self.tokenizer, self.max_length, f"response {i}")
-            for i, (p, r) in enumerate(zip(prompts, responses, strict=True))
+            tokenize_response(as_messages(p, f"prompt {i}"), r, self.tokenizer, self.max_length, f"response {i}",
+                              finished=done)
+            for i, (p, r, done) in enumerate(zip(prompts, responses, finished, strict=True))
         ]
         # Batches of similar length waste little on padding; scores go back to the input order.
         order = sorted(range(len(rows)), key=lambda i: len(rows[i].input_ids))
@@ -80,9 +88,11 @@ class RewardScorer:
         """Response lengths in tokens (the length the diagnostics and the length fit use)."""
         return torch.tensor([len(self.tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses])
 
-    def score(self, prompts: Sequence, responses: Sequence[str], *, return_spread: bool = False):
-        """Combined rewards, shape (N,); with ``return_spread`` also the members' std, shape (N,)."""
-        combined, spread = combine_ensemble(self.member_scores(prompts, responses), self.combine, self.lam)
+    def score(self, prompts: Sequence, responses: Sequence[str], *, finished: Sequence[bool] | None = None,
+              return_spread: bool = False):
+        """Combined rewards, shape (N,); with ``return_spread`` also the members' std, shape (N,).
+        ``finished`` as :meth:`member_scores`."""
+        combined, spread = combine_ensemble(self.member_scores(prompts, responses, finished), self.combine, self.lam)
         if self.length_fit is not None:
             combined = length_residual(combined, self.response_lengths(responses), *self.length_fit)
         return (combined, spread) if return_spread else combined

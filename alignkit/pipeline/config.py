@@ -21,7 +21,7 @@ class PipelineEvalConfig:
     )
     max_new_tokens: int = option(128, "Longest sampled reply in tokens.", min=1)
     temperature: float = option(0.7, "Sampling temperature of every policy; 0 is greedy decoding.", min=0)
-    seed: int = option(0, "Seed of the sampling (the same for every policy) and of the bootstrap interval.")
+    seed: int = option(0, "Seed of the sampling (the same for every policy).")
     batch_size: int = option(32, "Prompts per generate call.", min=1)
     max_prompt_length: int = option(512, "Longest prompt in tokens; longer ones lose their oldest tokens.", min=1)
 

@@ -91,8 +91,9 @@ class RolloutCollector:
         seed = self.config.generation.seed + iteration * self.state.num_processes + self.state.process_index
         scored, timing = self._sample_and_score(policy, prompts, rows, s.samples_per_prompt, seed)
         self.step.kl_coef = beta = self.controller.value
+        in_loss = torch.tensor([c.finished or s.unfinished != "drop" for c in scored.completions])
         adv = compute_advantages(scored.scores, scored.old_logps, scored.ref_logps, scored.mask, s, beta,
-                                 scored.values)
+                                 scored.values, in_loss)
         out = []
         for i, completion in enumerate(scored.completions):
             n = completion.num_tokens
@@ -102,9 +103,11 @@ class RolloutCollector:
                 advantages=adv.advantages[i, :n],
                 returns=None if adv.returns is None else adv.returns[i, :n],
                 old_values=None if scored.values is None else scored.values[i, :n],
+                in_loss=bool(in_loss[i]),
             ))
         kl_per_completion = adv.kl.sum(dim=1)
-        metrics = {**_score_metrics(scored, kl_per_completion), **timing, "reward_penalised": float(adv.rewards.mean())}
+        metrics = {**_score_metrics(scored, kl_per_completion), **timing, "reward_penalised": float(adv.rewards.mean()),
+                   "sampler_logprob_gap": _sampler_gap(scored)}
         if scored.values is not None:
             metrics["value_mean"] = float(scored.values[scored.mask].mean())
             metrics["explained_variance"] = explained_variance(scored.values, adv.returns, scored.mask)
@@ -173,8 +176,10 @@ class RolloutCollector:
         generated = time.perf_counter()
         raw = self.reward(prompts, completions).float()
         monitors = {name: monitor(prompts, completions) for name, monitor in self.monitors.items()}
-        unfinished = torch.tensor([not c.finished for c in completions], dtype=torch.float32)
-        scores = raw - self.settings.unfinished_penalty * unfinished
+        scores = raw
+        if self.settings.unfinished == "penalty":
+            unfinished = torch.tensor([not c.finished for c in completions], dtype=torch.float32)
+            scores = raw - self.settings.unfinished_penalty * unfinished
         scored_at = time.perf_counter()
         passes = self._forward_passes(actor_critic, rows, completions)
         done = time.perf_counter()
@@ -219,6 +224,14 @@ class RolloutCollector:
                  for i, (p, c) in enumerate(zip(scored.prompts[:SAMPLES_PER_LOG], scored.completions, strict=False))]
         with (self.run_dir / SAMPLES_FILE).open("a") as out:
             out.write("".join(line + "\n" for line in lines))
+
+
+def _sampler_gap(scored: Scored) -> float:
+    """Mean |log π_sampler(y_t) - log π_old(y_t)| over the response tokens: the sampler's log-probability
+    of each token against the no-gradient forward pass the updates start from; 0 up to rounding when
+    the replies were drawn from the distribution the updates assume."""
+    sampler, _ = pad_responses([torch.tensor(c.logprobs) for c in scored.completions])
+    return float((sampler - scored.old_logps).abs()[scored.mask].mean())
 
 
 def _score_metrics(scored: Scored, kl_per_completion: torch.Tensor) -> dict[str, float]:

@@ -7,12 +7,21 @@ prompt. :class:`HFGenerator` runs ``model.generate`` with a KV cache on the mode
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import GenerationConfig as SamplingConfig
+from transformers import (
+    LogitsProcessor,
+    LogitsProcessorList,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
 
 from alignkit.config import GenerationConfig, ModelConfig
 from alignkit.console import console
@@ -22,6 +31,23 @@ from alignkit.models.loading import load_model_and_tokenizer, model_folder
 
 END_OF_TURN = "<|im_end|>"  # ChatML's end of an assistant turn (SmolLM2's eos too)
 
+# ``generate`` fills every setting a call leaves unset from the model's generation_config.json, so a
+# model's repetition penalty, n-gram ban or top-k would reshape the distribution replies are drawn from
+# without the caller's config saying so (and RL's log-probabilities of its own samples would be off-policy).
+# Each call sets these to the value that switches them off (min_new_tokens 0 also overrides a min_length) ...
+NEUTRAL_SETTINGS = {
+    "repetition_penalty": 1.0, "encoder_repetition_penalty": 1.0, "no_repeat_ngram_size": 0,
+    "encoder_no_repeat_ngram_size": 0, "typical_p": 1.0, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0,
+    "min_new_tokens": 0, "guidance_scale": 1.0, "remove_invalid_values": False, "renormalize_logits": False,
+    "num_beams": 1, "num_return_sequences": 1,
+}
+# ... and refuses a model whose generation_config sets one of these, which are off only when unset.
+UNSETTABLE = (
+    "min_p", "top_h", "sequence_bias", "bad_words_ids", "suppress_tokens", "begin_suppress_tokens",
+    "forced_bos_token_id", "forced_eos_token_id", "exponential_decay_length_penalty", "watermarking_config",
+    "stop_strings", "max_time", "prompt_lookup_num_tokens", "token_healing",
+)
+
 
 @dataclass(frozen=True)
 class Completion:
@@ -30,13 +56,16 @@ class Completion:
     ``token_ids``: the generated tokens, up to and including the stop token when there is one (no
     padding); ``num_tokens`` is their count. ``text``: those tokens decoded, special tokens skipped.
     ``finished``: the reply ended with a stop token (eos or ``<|im_end|>``) within ``max_new_tokens``;
-    False when it was cut at ``max_new_tokens``.
+    False when it was cut at ``max_new_tokens``. ``logprobs``: the sampler's log-probability of each
+    token under the distribution it was drawn from (after temperature, top-k and top-p; greedy: the
+    model's own), when the backend reports them (not compared by ``==``).
     """
 
     text: str
     token_ids: tuple[int, ...]
     num_tokens: int
     finished: bool
+    logprobs: tuple[float, ...] | None = field(default=None, compare=False)
 
 
 class GenerationBackend(Protocol):
@@ -64,7 +93,10 @@ class HFGenerator:
     greedy decoding; otherwise sampling with ``temperature``, ``top_p`` and ``top_k``. Each call seeds
     a private copy of torch's RNG with ``config.seed`` (the caller's RNG state is left as it was), so
     the same seed, prompts and batch size give the same replies on CPU; vary the seed (e.g. seed + step)
-    for fresh samples. Settings the config does not name come from the model's generation_config.
+    for fresh samples. Nothing else shapes the distribution: the sampling settings of the model's
+    generation_config (repetition penalty, n-gram ban, top-k, ...) are switched off, and a model whose
+    generation_config sets one that cannot be switched off (``UNSETTABLE``) is refused. Each completion
+    carries the sampler's log-probabilities of its tokens.
     """
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase):
@@ -105,28 +137,70 @@ class HFGenerator:
     def _generate_batch(self, rows: list[list[int]], config: GenerationConfig) -> list[Completion]:
         """Completions of token rows, in the order of ``rows``."""
         ids, mask = left_pad(rows, self.pad_id, self.model.device)
-        if config.temperature > 0:
-            sampling = {"do_sample": True, "temperature": config.temperature, "top_p": config.top_p,
-                        "top_k": config.top_k}  # top_k 0 switches top-k off (transformers' default is 50)
-        else:
-            sampling = {"do_sample": False}
-        out = self.model.generate(
-            input_ids=ids,
-            attention_mask=mask,
-            max_new_tokens=config.max_new_tokens,
-            eos_token_id=self.stop_ids,
-            pad_token_id=self.pad_id,
-            use_cache=True,
-            **sampling,
-        )
-        return [self._completion(new.tolist()) for new in out[:, ids.shape[1] :]]
+        recorder = SampledLogprobs()
+        out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=self._sampling_config(config),
+                                  logits_processor=LogitsProcessorList([*sampling_warpers(config), recorder]))
+        new = out[:, ids.shape[1] :]
+        logprobs = recorder.of(new).tolist()
+        return [self._completion(tokens.tolist(), values) for tokens, values in zip(new, logprobs, strict=True)]
 
-    def _completion(self, new: list[int]) -> Completion:
+    def _sampling_config(self, config: GenerationConfig) -> SamplingConfig:
+        """Exactly what ``config`` asks (the length, sampling or greedy, the stop and pad tokens); every
+        setting of the model's generation_config that would shape the distribution switched off.
+        Temperature, top-k and top-p are applied by :func:`sampling_warpers`, ahead of the recorder."""
+        model_config = self.model.generation_config
+        refused = {key: value for key in UNSETTABLE if (value := getattr(model_config, key, None)) is not None}
+        if refused:
+            raise AlignkitError(
+                f"{self.model.name_or_path}: its generation_config sets {refused}, which would change the "
+                "distribution replies are sampled from and cannot be switched off per call; remove "
+                f"{', '.join(refused)} from its generation_config.json")
+        sampling = {"do_sample": False}  # greedy decoding reads none of the sampling settings
+        if config.temperature > 0:
+            sampling = {"do_sample": True, "temperature": 1.0, "top_k": 0, "top_p": 1.0}
+        return SamplingConfig(max_new_tokens=config.max_new_tokens, eos_token_id=self.stop_ids,
+                              pad_token_id=self.pad_id, use_cache=True, **sampling, **NEUTRAL_SETTINGS)
+
+    def _completion(self, new: list[int], logprobs: list[float]) -> Completion:
         """A completion from the generated tokens of one row (padding after the stop token dropped)."""
         stop = next((t for t, token in enumerate(new) if token in self.stop_ids), None)
         kept = new if stop is None else new[: stop + 1]
         text = self.tokenizer.decode(kept, skip_special_tokens=True)
-        return Completion(text=text, token_ids=tuple(kept), num_tokens=len(kept), finished=stop is not None)
+        return Completion(text=text, token_ids=tuple(kept), num_tokens=len(kept), finished=stop is not None,
+                          logprobs=tuple(logprobs[: len(kept)]))
+
+
+def sampling_warpers(config: GenerationConfig) -> list[LogitsProcessor]:
+    """Temperature, then top-k and top-p when set (transformers' order), for sampling; none for greedy."""
+    if config.temperature == 0:
+        return []
+    warpers: list[LogitsProcessor] = [TemperatureLogitsWarper(config.temperature)]
+    if config.top_k > 0:
+        warpers.append(TopKLogitsWarper(config.top_k))
+    if config.top_p < 1:
+        warpers.append(TopPLogitsWarper(config.top_p))
+    return warpers
+
+
+class SampledLogprobs(LogitsProcessor):
+    """The last logits processor of a ``generate`` call: it keeps each step's final log-probabilities
+    until the next step shows which token was drawn from them, so only one (B, V) tensor is held."""
+
+    def __init__(self):
+        self.pending: torch.Tensor | None = None
+        self.values: list[torch.Tensor] = []
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.pending is not None:
+            self.values.append(self.pending.gather(1, input_ids[:, -1:]).squeeze(1))
+        self.pending = torch.log_softmax(scores.float(), dim=-1)
+        return scores
+
+    def of(self, new_tokens: torch.Tensor) -> torch.Tensor:
+        """(B, S) log-probabilities of the S tokens generated per row (``generate``'s new columns)."""
+        if len(self.values) < new_tokens.shape[1]:  # the last step's token was never fed back
+            self.values.append(self.pending.gather(1, new_tokens[:, -1:]).squeeze(1))
+        return torch.stack(self.values[: new_tokens.shape[1]], dim=1).cpu()
 
 
 def prompt_token_rows(prompts: Sequence[tuple[dict, ...]], tokenizer, max_prompt_length: int) -> list[list[int]]:

@@ -10,15 +10,31 @@ Tokens are sampled from the policy π_θ, so with the log-ratio log r = log π_r
 The sum of k1 over a response is the log-ratio of the sequence, the penalty in Ziegler et al. 2019
 and InstructGPT; GRPO (Shao et al. 2024, eq. 4) uses k3.
 
+In the reward (a number, no gradient) each estimates KL(π_θ ‖ π_ref). In the loss, differentiated
+through log π_θ(y) while the samples y ~ π_θ carry no gradient, what counts is the expected gradient
+E_y[∇ k(y)], and it is not that of the quantity estimated:
+
+    k1:  E[∇ log π_θ(y)] = Σ_y ∇π_θ(y) = 0          regularises nothing (refused by the RL config)
+    k2:  E[log(π_θ/π_ref) ∇ log π_θ] = ∇ KL(π_θ ‖ π_ref)
+    k3:  E[(1 - π_ref/π_θ) ∇ log π_θ] = ∇ KL(π_ref ‖ π_θ)   (GRPO's)
+
+(exact at π_θ = the sampling policy, i.e. the first update on a batch of rollouts).
+
 The coefficient β is fixed or adapted toward a target KL (Ziegler et al. 2019, §2.2):
 
     e_t = clip(KL_t / KL_target - 1, -0.2, 0.2)
-    β_{t+1} = β_t (1 + K_β e_t),   K_β = n_steps / horizon
+    β_{t+1} = β_t (1 + clip(K_β e_t, -0.2, 0.2)),   K_β = n_steps / horizon
+
+The paper's K_β is 0.1, so its step K_β e_t stays within ±0.02; with K_β = n_steps / horizon above 5
+(e.g. 128 completions per update and a horizon of 16) the unclipped factor 1 + K_β e_t turns
+negative, and a negative β rewards divergence from the reference. The step is clipped to ±0.2, so β
+moves by at most 20 % per update and stays ≥ 0.
 """
 
 import torch
 
 KL_ESTIMATORS = ("k1", "k2", "k3")
+MAX_STEP = 0.2  # the adaptive controller's largest relative change of β per update (module docstring)
 
 
 def kl_estimate(
@@ -61,9 +77,11 @@ class AdaptiveKLController:
     from Human Preferences", §2.2).
 
     ``update(current_kl, n_steps)``: e = clip(current_kl / target - 1, -0.2, 0.2) and
-    β ← β (1 + e · n_steps / horizon). ``current_kl`` is the measured KL per sequence (summed over
-    its tokens) and ``n_steps`` how many samples (sequences) it was measured over, as in the paper and
-    TRL; ``horizon`` sets how many samples it takes to move β by a factor of about e^0.2.
+    β ← β (1 + clip(e · n_steps / horizon, -0.2, 0.2)). ``current_kl`` is the measured KL per sequence
+    (summed over its tokens) and ``n_steps`` how many samples (sequences) it was measured over, as in the
+    paper and TRL; ``horizon`` sets how many samples it takes to move β by a factor of about e^0.2.
+    The step is clipped as e is, so one update changes β by at most 20 % and β never changes sign:
+    unclipped, an update of more than 5 horizons (n_steps / horizon > 5) would make the factor negative.
     """
 
     def __init__(self, init_kl_coef: float, target: float, horizon: float):
@@ -78,5 +96,6 @@ class AdaptiveKLController:
     def update(self, current_kl: float, n_steps: int) -> float:
         """Moves β one step toward the target and returns it."""
         error = min(max(float(current_kl) / self.target - 1.0, -0.2), 0.2)
-        self.value *= 1.0 + error * n_steps / self.horizon
+        step = min(max(error * n_steps / self.horizon, -MAX_STEP), MAX_STEP)
+        self.value *= 1.0 + step
         return self.value

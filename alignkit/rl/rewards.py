@@ -28,7 +28,8 @@ class RewardSource(Protocol):
 
 class ModelReward:
     """A trained reward model or ensemble (:class:`~alignkit.models.scorer.RewardScorer`) scoring the
-    rendered chat (prompt + reply text)."""
+    rendered chat (prompt + reply text); a reply cut at the token limit is rendered without the
+    end-of-turn token, so the reward model does not read it as a finished turn."""
 
     def __init__(self, config: RewardSourceConfig, device: torch.device | str = "cpu"):
         from alignkit.models.scorer import RewardScorer
@@ -38,7 +39,8 @@ class ModelReward:
                                    length_normalise=config.length_normalise)
 
     def __call__(self, prompts, completions):
-        return self.scorer.score([p.prompt for p in prompts], [c.text for c in completions]).float()
+        return self.scorer.score([p.prompt for p in prompts], [c.text for c in completions],
+                                 finished=[c.finished for c in completions]).float()
 
 
 class FunctionReward:

@@ -24,7 +24,8 @@ PER_TOKEN = ("old_logps", "ref_logps", "advantages", "returns", "old_values")
 @dataclass
 class RolloutRow:
     """One completion ready for updates: its sequence, where the response starts, and per-token
-    tensors over its R response tokens (``returns`` and ``old_values`` only with a value model)."""
+    tensors over its R response tokens (``returns`` and ``old_values`` only with a value model).
+    ``in_loss`` False leaves its tokens out of the loss (``rl.unfinished: drop``)."""
 
     input_ids: list[int]
     prompt_length: int
@@ -33,6 +34,7 @@ class RolloutRow:
     advantages: torch.Tensor
     returns: torch.Tensor | None = None
     old_values: torch.Tensor | None = None
+    in_loss: bool = True
 
     @property
     def response_length(self) -> int:
@@ -41,9 +43,9 @@ class RolloutRow:
 
 def collate_rollouts(rows: list[RolloutRow], pad_token_id: int) -> dict[str, torch.Tensor]:
     """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` (response tokens, else IGNORE),
-    (B, T); ``response_mask`` and each per-token field present on the rows in the next-token frame,
-    (B, T - 1); ``logits_from``, the first position whose logits are needed (the shortest prompt's
-    last token); ``num_rows`` and ``num_tokens`` (non-pad tokens)."""
+    (B, T); ``response_mask`` (the response tokens of the rows in the loss) and each per-token field
+    present on the rows in the next-token frame, (B, T - 1); ``logits_from``, the first position whose
+    logits are needed (the shortest prompt's last token); ``num_rows`` and ``num_tokens`` (non-pad tokens)."""
     width = max(len(row.input_ids) for row in rows)
     batch = {
         "input_ids": torch.full((len(rows), width), pad_token_id, dtype=torch.long),
@@ -59,7 +61,7 @@ def collate_rollouts(rows: list[RolloutRow], pad_token_id: int) -> dict[str, tor
         batch["input_ids"][i, :n] = torch.tensor(row.input_ids, dtype=torch.long)
         batch["attention_mask"][i, :n] = 1
         batch["labels"][i, p:n] = batch["input_ids"][i, p:n]
-        batch["response_mask"][i, p - 1 : n - 1] = True
+        batch["response_mask"][i, p - 1 : n - 1] = row.in_loss
         for name in fields:
             batch[name][i, p - 1 : n - 1] = getattr(row, name)
     batch["logits_from"] = torch.tensor(min(row.prompt_length for row in rows) - 1)
@@ -102,6 +104,7 @@ def compute_advantages(
     settings: RLSettings,
     kl_coef: float,
     values: torch.Tensor | None = None,
+    in_loss: torch.Tensor | None = None,
 ) -> Advantages:
     """Advantages of one iteration's completions (completions of one prompt contiguous).
 
@@ -112,7 +115,9 @@ def compute_advantages(
     - grpo / rloo: R ← R - β Σ_t kl_t, then the group or leave-one-out baseline, broadcast over tokens.
 
     With ``kl_penalty: loss`` the rewards carry no KL (the update adds β·kl_t to the loss instead).
-    PPO's advantages are whitened over all valid tokens when ``whiten_advantages``.
+    ``in_loss``: (N,) bool, the completions whose tokens carry a loss (default all); the others get
+    zero advantages but still count in their group's baseline. PPO's advantages are whitened over the
+    valid tokens of the completions in the loss when ``whiten_advantages``.
     """
     rewards = scores.float()
     if settings.whiten_rewards:
@@ -121,16 +126,17 @@ def compute_advantages(
         rewards = rewards.clamp(-settings.reward_clip, settings.reward_clip)
     kl = kl_estimate(old_logps, ref_logps, settings.kl_estimator, mask)
     beta = kl_coef if settings.kl_penalty == "reward" else 0.0
+    trained = mask if in_loss is None else mask & in_loss.unsqueeze(1)
     if settings.algo == "ppo":
         token_rewards = per_token_rewards(rewards, kl, mask, beta)
         advantages, returns = gae(token_rewards, values, mask, settings.gamma, settings.lam)
-        if settings.whiten_advantages:
-            advantages = masked_whiten(advantages, mask)
-        return Advantages(advantages, returns, kl, rewards)
+        if settings.whiten_advantages and int(trained.sum()) > 1:
+            advantages = masked_whiten(advantages, trained)
+        return Advantages(advantages * trained, returns, kl, rewards)
     penalised = rewards - beta * kl.sum(dim=1)
     group = settings.samples_per_prompt
     if settings.algo == "grpo":
         sequence = group_advantages(penalised, group, normalise_std=settings.group_scale == "std")
     else:
         sequence = rloo_advantages(penalised, group)
-    return Advantages(sequence.unsqueeze(1) * mask, None, kl, penalised)
+    return Advantages(sequence.unsqueeze(1) * trained, None, kl, penalised)

@@ -25,6 +25,7 @@ import math
 import resource
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,11 @@ class Step(Protocol):
         """Input tokens in this batch, for throughput."""
 
     def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput: ...
+
+    # Optional: ``begin(model, batches)``, called on every process with an iterable of all its micro-batches
+    # (each moved to the device as it is reached) before the first ``loss`` of an optimizer step or an
+    # evaluation, for a quantity estimated over the whole global batch (KTO's reference point). Every
+    # process makes the call, so it may use collectives.
 
     def exportable(self, model: torch.nn.Module) -> torch.nn.Module:
         """The Hugging Face (or peft) model inside ``model`` that is saved as ``model/``."""
@@ -140,6 +146,9 @@ class Engine:
         cfg, acc = self.config, self.accelerator
         plan = BatchPlan(len(train_rows), cfg.batch_size, cfg.micro_batch_size, acc.num_processes, cfg.seed)
         total = cfg.max_steps or cfg.epochs * plan.steps_per_epoch
+        if cfg.max_steps is not None and cfg.epochs != 1 and self.is_main:
+            console.print(f"[yellow]train.max_steps ({cfg.max_steps}) sets the length of the run; "
+                          f"train.epochs ({cfg.epochs}) does not apply")
 
         def train_round(step: int) -> tuple[dict[str, float], int]:
             rows = [[train_rows[i] for i in mb] for mb in plan.micro_batches(step, acc.process_index)]
@@ -232,8 +241,9 @@ class Engine:
         totals: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=acc.device))
         tokens = 0
         self.model.train()
+        self._begin(lambda: batches)
         for k, batch in enumerate(batches):
-            batch = {key: value.to(acc.device) for key, value in batch.items()}
+            batch = self._on_device(batch)
             tokens += self.step.tokens(batch)
             last = k == len(batches) - 1
             with nullcontext() if last else acc.no_sync(self.model):
@@ -262,14 +272,25 @@ class Engine:
         totals: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=acc.device))
         units = 0.0
         self.model.eval()
-        for i in range(0, len(mine), size):
-            batch = {k: v.to(acc.device) for k, v in self.step.collate(mine[i : i + size]).items()}
+        chunks = [mine[i : i + size] for i in range(0, len(mine), size)]
+        self._begin(lambda: (self.step.collate(rows) for rows in chunks))
+        for rows in chunks:
+            batch = self._on_device(self.step.collate(rows))
             units += self.step.count(batch)
             out = self.step.loss(self.model, batch)
             totals["loss"] += out.loss_sum.float()
             for key, value in out.sums.items():
                 totals[key] += value.float()
         return {f"eval_{k}": v for k, v in self._reduce(totals, self._global_sum(units)).items()}
+
+    def _on_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {key: value.to(self.accelerator.device) for key, value in batch.items()}
+
+    def _begin(self, batches: Callable[[], Iterable[dict[str, torch.Tensor]]]) -> None:
+        """The step's optional ``begin`` with the micro-batches ``batches()`` gives (collated only if it has one)."""
+        begin = getattr(self.step, "begin", None)
+        if begin is not None:
+            begin(self.model, (self._on_device(batch) for batch in batches()))
 
     def _reduce(self, totals: dict[str, torch.Tensor], units: float) -> dict[str, float]:
         keys = sorted(totals)

@@ -7,14 +7,18 @@ desirable or undesirable. The reference model π_ref comes from :mod:`alignkit.m
 Logged per step (means over pairs): the implicit rewards of the chosen and rejected replies, their
 margin and the fraction of pairs where the chosen reward is higher (ties count ½), the summed
 log-probabilities of both replies and their lengths in tokens. The implicit reward is
-β·(log π_θ(y|x) - log π_ref(y|x)) (Rafailov et al. 2023, eq. 5), with length-averaged
-log-probabilities for IPO; for the reference-free ORPO and SimPO it is SimPO's β·mean log π_θ(y|x).
+β·(log π_θ(y|x) - log π_ref(y|x)) (Rafailov et al. 2023, eq. 5), on summed log-probabilities (IPO's
+too); for the reference-free ORPO and SimPO it is SimPO's β·mean log π_θ(y|x). A config without β
+gets its loss's default (:data:`~alignkit.losses.preference.PAPER_BETA`), said on the console and
+written to the run's config.yaml.
 
 With a reference, nothing is evaluated before training: the policy starts as π_ref, so every
 implicit reward and margin is 0, the accuracy ½ (ties) and the loss its value at h = 0 (log 2 for DPO).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 
@@ -26,9 +30,10 @@ from alignkit.data.prepare import load_split
 from alignkit.errors import ConfigError
 from alignkit.losses.preference import (
     PAIRWISE_LOSSES,
+    PAPER_BETA,
     cdpo_loss,
-    kto_kl_estimate,
     kto_loss,
+    kto_reference_point,
     orpo_loss,
     simpo_loss,
 )
@@ -47,8 +52,7 @@ from alignkit.processes import process_state
 from alignkit.train.engine import Engine, RowCountedStep, RunResult, StepOutput
 from alignkit.train.run import load_stage_tokenizer, load_trainable_model, prepare_run_dir
 
-REFERENCE_FREE = ("orpo", "simpo")
-LENGTH_AVERAGED = ("ipo", "orpo", "simpo")
+REFERENCE_FREE = ("orpo", "simpo")  # both on length-averaged log-probabilities
 
 
 def reference_strategy(preference: PreferenceConfig, lora: LoraConfig) -> str:
@@ -80,16 +84,14 @@ class PairwiseStep(RowCountedStep):
         self.evaluate_at_start = reference is None  # with π_θ = π_ref every margin is 0 and the loss is known
 
     def collate(self, rows):
-        return collate_pairs(rows, self.pad_token_id, share_prompt=self.config.share_prompt)
+        return collate_pairs(rows, self.pad_token_id, share_prompt=self.config.shares_prompt())
 
     def loss(self, model, batch) -> StepOutput:
         sums, lengths = model_sequence_logprobs(model, batch)
-        averaged = self.config.loss in LENGTH_AVERAGED
-        policy = sums / lengths.clamp(min=1) if averaged else sums
-        reference = None
-        if self.reference is not None:
-            reference = self.reference.logps(model, batch).to(policy.dtype)
-            reference = reference / lengths.clamp(min=1) if averaged else reference
+        if self.reference is None:
+            policy, reference = sums / lengths.clamp(min=1), None
+        else:
+            policy, reference = sums, self.reference.logps(model, batch).to(sums.dtype)
         losses, extra = self._objective(policy, reference)
         beta = self.config.beta
         rewards = beta * (policy - reference if reference is not None else policy).detach()
@@ -129,10 +131,11 @@ class KTOStep(RowCountedStep):
     """A batch of KTO rows → Σ over rows of the mean KTO loss of the row's replies (unit: a row, i.e.
     a pair when trained on pairs, a reply when trained on unpaired data).
 
-    The reference point z0 = max(0, mean log π_θ/π_ref of the mismatched sequences) is estimated per
-    micro-batch (Ethayarajh et al. 2024, §4.1); the policy's mismatched pass runs without gradient,
-    as z0 is a constant in the loss. On pairs, the implicit-reward margin and accuracy of chosen over
-    rejected are logged as for DPO.
+    The reference point z0 = max(0, mean log π_θ/π_ref of the mismatched sequences) is estimated once
+    over the whole optimizer batch, every micro-batch of every process (over the whole evaluation set
+    when evaluating), before the first loss (Ethayarajh et al. 2024, §4.1): so it does not depend on how
+    the batch is split. The mismatched passes run without gradient, as z0 is a constant in the loss.
+    On pairs, the implicit-reward margin and accuracy of chosen over rejected are logged as for DPO.
     """
 
     name = "kto"
@@ -140,18 +143,32 @@ class KTOStep(RowCountedStep):
 
     def __init__(self, preference: PreferenceConfig, reference: Reference, pad_token_id: int, paired: bool):
         self.config, self.reference, self.pad_token_id, self.paired = preference, reference, pad_token_id, paired
+        self.z0: torch.Tensor | None = None
 
     def collate(self, rows):
         return collate_kto(rows, self.pad_token_id)
 
+    @torch.no_grad()
+    def begin(self, model, batches) -> None:
+        """z0 of the global batch: the mismatched log-ratios summed and counted over this process's
+        micro-batches, then over all processes (when torch.distributed is initialised)."""
+        totals = torch.zeros(2, device=unwrapped(model).device)
+        for batch in batches:
+            policy = sequence_logps(unwrapped(model), batch, "mismatched_")
+            reference = self.reference.logps(model, batch, "mismatched_").to(policy.dtype)
+            totals[0] += (policy - reference).sum()
+            totals[1] += len(policy)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(totals)
+        self.z0 = kto_reference_point(totals[0], totals[1])
+
     def loss(self, model, batch) -> StepOutput:
         p = self.config
+        if self.z0 is None:
+            raise RuntimeError("KTOStep.begin must estimate z0 over the batch before the first loss")
         policy, _ = model_sequence_logprobs(model, batch)
         reference = self.reference.logps(model, batch).to(policy.dtype)
-        with torch.no_grad():
-            policy_mismatched = sequence_logps(unwrapped(model), batch, "mismatched_")
-        reference_mismatched = self.reference.logps(model, batch, "mismatched_").to(policy.dtype)
-        z0 = kto_kl_estimate(policy_mismatched, reference_mismatched)
+        z0 = self.z0
         losses = kto_loss(policy, reference, batch["desirable"], z0, p.beta,
                           p.kto_desirable_weight, p.kto_undesirable_weight)
         rows, num_rows = batch["row_ids"], int(batch["num_rows"])
@@ -169,8 +186,18 @@ class KTOStep(RowCountedStep):
         return model
 
 
+def with_paper_beta(preference: PreferenceConfig) -> PreferenceConfig:
+    """``preference`` with β set to its loss's default when the user gave none; a given β is kept."""
+    if preference.beta is not None:
+        return preference
+    return dataclasses.replace(preference, beta=PAPER_BETA[preference.loss])
+
+
 def run_dpo(config: DPOConfig, *, resume: bool = False) -> RunResult:
     """Optimise ``config.model`` on preference data with ``config.preference.loss``; write the run folder."""
+    if config.preference.beta is None:
+        config = dataclasses.replace(config, preference=with_paper_beta(config.preference))
+        console.print(f"preference.beta: not set, {config.preference.loss}'s default {config.preference.beta}")
     pref = config.preference
     strategy = reference_strategy(pref, config.lora)
     if pref.data_format == "unpaired" and pref.loss != "kto":

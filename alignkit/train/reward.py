@@ -3,7 +3,6 @@
 from dataclasses import replace
 
 import torch
-from accelerate.utils import set_seed
 
 from alignkit.config import RMConfig
 from alignkit.data.comparisons import collate_groups, drop_identical_pairs, pair_group, ranking_group
@@ -68,14 +67,13 @@ def run_rm(config: RMConfig, *, resume: bool = False) -> list[RunResult]:
 
     train_groups, eval_groups = prepare(train_records, "train"), prepare(eval_records, "eval")
     size = config.reward.ensemble_size
-    share_prompt = config.reward.share_prompt and config.reward.pooling == "last"
+    share_prompt = config.reward.shares_prompt()
     results = []
     for member in range(size):
         member_dir = run_dir if size == 1 else run_dir / f"member-{member}"
         train = config.train if size == 1 else _member_train_config(config, member)
         groups = _bootstrap(train_groups, train.seed) if config.reward.bootstrap and size > 1 else train_groups
-        set_seed(train.seed)  # the new scalar head's initialisation (and LoRA's)
-        model = load_reward_model(config.model, config.lora, config.reward.pooling)
+        model = load_reward_model(config.model, config.lora, config.reward.pooling, train.seed)
         step = RewardStep(tokenizer.pad_token_id, config.reward.centering, share_prompt)
         engine = Engine(model, tokenizer, step, train, member_dir)
         results.append(engine.fit(groups, eval_groups, resume=resume, merge_lora=config.lora.merge_on_save))

@@ -16,8 +16,10 @@ from __future__ import annotations
 import itertools
 
 import torch
+from torch import nn
 
 from alignkit.config import DataConfig, RLConfig
+from alignkit.console import console
 from alignkit.data.collate import collate
 from alignkit.data.prepare import load_split, tokenize_records
 from alignkit.data.tokenize import tokenize_demonstration
@@ -120,6 +122,11 @@ def check_rl_config(config: RLConfig) -> None:
         raise ConfigError("generation: RL needs the log-probabilities of the sampling distribution, so sample "
                           "with temperature > 0, top_p 1 and top_k 0 (got temperature "
                           f"{gen.temperature}, top_p {gen.top_p}, top_k {gen.top_k})")
+    if s.kl_penalty == "loss" and s.kl_estimator == "k1":
+        raise ConfigError("rl.kl_estimator: k1 with rl.kl_penalty: loss regularises nothing (the gradient of "
+                          "k1 = log pi/pi_ref over samples of pi is zero in expectation); use rl.kl_estimator: k3 "
+                          "(its gradient is that of KL(ref||pi), as in GRPO) or k2 (that of KL(pi||ref)), or "
+                          "rl.kl_penalty: reward")
     if train.max_steps is not None or train.epochs != 1:
         raise ConfigError("train.max_steps / train.epochs: RL runs rl.iterations iterations; leave these unset")
     if s.reference == "adapter" and not config.lora.enabled:
@@ -140,6 +147,11 @@ def run_rl(config: RLConfig, *, resume: bool = False) -> RunResult:
     device = process_state().device
     policy = load_trainable_model(config.model, config.lora, config.train.seed)
     model = _actor_critic(config, policy)
+    switched_off = switch_off_dropout(model)
+    if switched_off:
+        setting = f"lora.dropout {config.lora.dropout} is not applied; " if config.lora.dropout > 0 else ""
+        console.print(f"[yellow]rl: dropout switched off in {len(switched_off)} modules ({setting}e.g. "
+                      f"{switched_off[0]}), so that the PPO ratio compares the policy with itself")
     strategy = config.rl.reference
     if strategy == "auto":
         strategy = "adapter" if config.lora.enabled else "copy"
@@ -150,6 +162,31 @@ def run_rl(config: RLConfig, *, resume: bool = False) -> RunResult:
     collector = RolloutCollector(config, prompts, eval_prompts, tokenizer, reward, reference, step, run_dir)
     engine = Engine(model, tokenizer, step, config.train, run_dir)
     return engine.fit_online(collector, config.rl.iterations, resume=resume, merge_lora=config.lora.merge_on_save)
+
+
+DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
+
+
+def switch_off_dropout(model: nn.Module) -> list[str]:
+    """Sets every dropout probability in ``model`` to 0 (dropout modules, e.g. LoRA's, and the
+    ``attention_dropout`` of transformers' attention layers); returns the names of those that were on.
+
+    Why: rollouts (old log-probabilities, values) come from a no-gradient pass in eval mode and the
+    updates from a training pass; with dropout on in the latter, the ratio π_θ/π_old of the first
+    minibatch, before any update, is not 1 but a random factor, and clipping acts on dropout noise.
+    Computing the old log-probabilities in train mode instead would not help: they would draw other
+    dropout masks than the update's. So RL trains without dropout (as TRL's PPO trainer does), and the
+    old log-probabilities are exactly those of the first update's forward pass.
+    """
+    switched = []
+    for name, module in model.named_modules():
+        if isinstance(module, DROPOUT) and module.p > 0:
+            module.p = 0.0
+            switched.append(name)
+        if isinstance(getattr(module, "attention_dropout", None), float) and module.attention_dropout > 0:
+            module.attention_dropout = 0.0
+            switched.append(name)
+    return switched
 
 
 def _actor_critic(config: RLConfig, policy) -> ActorCritic:
@@ -165,7 +202,7 @@ def _actor_critic(config: RLConfig, policy) -> ActorCritic:
 
 def _ptx_rows(config: RLConfig, tokenizer) -> list:
     """Tokenised demonstrations of ``rl.ptx_data`` for PPO-ptx."""
-    data = DataConfig(train=config.rl.ptx_data, eval_fraction=0, max_length=config.data.max_length, on_error="skip")
+    data = DataConfig(train=config.rl.ptx_data, eval_fraction=0, on_error="skip")
     records, _ = load_split(data, "demonstration", seed=config.train.seed)
     return tokenize_records(records, "ptx", lambda r, where: tokenize_demonstration(
-        r, tokenizer, max_length=data.max_length, location=where), on_error="skip")
+        r, tokenizer, max_length=config.rl.ptx_max_length, location=where), on_error="skip")

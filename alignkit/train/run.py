@@ -17,9 +17,14 @@ def prepare_run_dir(config, *, resume: bool) -> Path:
     """Create ``output_dir`` and write the resolved ``config.yaml``.
 
     A fresh run refuses a folder that holds checkpoints of an earlier run, so nothing is
-    overwritten by accident; ``--resume`` continues that run instead.
+    overwritten by accident; ``--resume`` continues that run instead. An ``output_dir`` that is a file,
+    or lies under one, is refused with the file named.
     """
     run_dir = Path(config.output_dir)
+    existing = next((path for path in (run_dir, *run_dir.parents) if path.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise AlignkitError(f"output_dir {run_dir}: {existing} is a file, not a folder "
+                            "(expected a folder for the run, or a path where one can be made)")
     if not resume and list_checkpoints(run_dir):
         raise AlignkitError(
             f"{run_dir} holds checkpoints of an earlier run: pass --resume to continue it, "

@@ -1,0 +1,47 @@
+"""Typed, validated run configurations, one module per stage.
+
+- :mod:`~alignkit.config.base`: ``option()`` fields, loading (YAML and ``--set``), validation and its
+  error messages, ``to_dict`` and ``describe`` (``--help``);
+- :mod:`~alignkit.config.shared`: the sections every training stage has (model, lora, train) and the
+  data source and split that each stage's data section extends;
+- :mod:`~alignkit.config.generation`: sampling settings;
+- :mod:`~alignkit.config.sft`, :mod:`~alignkit.config.rm`, :mod:`~alignkit.config.dpo`,
+  :mod:`~alignkit.config.rl`: each stage's config, with its own data section.
+
+The AI-feedback and pipeline configs live beside their commands (alignkit.feedback.config,
+alignkit.pipeline.config) and are built from these.
+"""
+
+from alignkit.config.base import describe, load_config, load_sections, option, to_dict
+from alignkit.config.dpo import DPOConfig, DPODataConfig, PreferenceConfig
+from alignkit.config.generation import GenerationConfig
+from alignkit.config.rl import RewardSourceConfig, RLConfig, RLDataConfig, RLSettings
+from alignkit.config.rm import RewardConfig, RMConfig, RMDataConfig
+from alignkit.config.sft import SFTConfig, SFTDataConfig
+from alignkit.config.shared import DataConfig, LoraConfig, ModelConfig, TrainConfig, layer_indices
+
+__all__ = [
+    "DPOConfig",
+    "DPODataConfig",
+    "DataConfig",
+    "GenerationConfig",
+    "LoraConfig",
+    "ModelConfig",
+    "PreferenceConfig",
+    "RLConfig",
+    "RLDataConfig",
+    "RLSettings",
+    "RMConfig",
+    "RMDataConfig",
+    "RewardConfig",
+    "RewardSourceConfig",
+    "SFTConfig",
+    "SFTDataConfig",
+    "TrainConfig",
+    "describe",
+    "layer_indices",
+    "load_config",
+    "load_sections",
+    "option",
+    "to_dict",
+]

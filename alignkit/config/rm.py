@@ -1,0 +1,68 @@
+"""The config of ``alignkit rm``: a reward model (or an ensemble) from comparisons."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from alignkit.config.base import option
+from alignkit.config.shared import DataConfig, LoraConfig, ModelConfig, TrainConfig
+
+
+@dataclasses.dataclass
+class RMDataConfig(DataConfig):
+    """Comparisons (pairs or rankings): how long a scored sequence may be."""
+
+    max_length: int = option(
+        512, "Longest (prompt + response) sequence in tokens; every response of a comparison keeps the same prompt, "
+        "cut from its oldest token first.", min=8
+    )
+
+
+@dataclasses.dataclass
+class RewardConfig:
+    data_format: Literal["pairs", "rankings"] = option(
+        "pairs", "Training records: preference pairs, or rankings of K responses (expanded to all pairs)."
+    )
+    pooling: Literal["last", "mean"] = option(
+        "last", "Score from the last non-padding token, or the mean over the response tokens."
+    )
+    share_prompt: bool | None = option(
+        None,
+        "Run each comparison's prompt through the model once, its responses after it in one row with a mask "
+        "that keeps them apart (the same rewards as separate sequences, without the prompt's repeated passes); "
+        "false: every response as its own padded sequence. Null: on with last pooling, off with mean pooling.",
+        only="pooling == last",
+    )
+    centering: float = option(
+        0.0, "Coefficient of the reward-centring penalty (r_chosen + r_rejected)^2 (Eisenstein et al. 2023).", min=0
+    )
+    ensemble_size: int = option(1, "Train this many reward models (seeds seed, seed+1, ...) as an ensemble.", min=1)
+    bootstrap: bool = option(
+        False, "Each ensemble member trains on a bootstrap resample of the training groups.", only="ensemble_size > 1"
+    )
+
+    def shares_prompt(self) -> bool:
+        """``share_prompt`` with null resolved: on with last pooling, off with mean pooling."""
+        return self.pooling == "last" if self.share_prompt is None else self.share_prompt
+
+
+def _rm_data() -> RMDataConfig:
+    return RMDataConfig(train="hh-rlhf-harmless", on_error="skip", max_length=384)
+
+
+def _rm_train() -> TrainConfig:
+    return TrainConfig(learning_rate=1e-5, batch_size=8, micro_batch_size=4)
+
+
+@dataclasses.dataclass
+class RMConfig:
+    """A reward model from human comparisons (stage 2 of RLHF). A batch element is one prompt's
+    comparison group: one preference pair, or all pairs of one ranking."""
+
+    output_dir: str = option("runs/rm", "Folder for the model (or ensemble members), metrics, eval.json.")
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    lora: LoraConfig = dataclasses.field(default_factory=LoraConfig)
+    data: RMDataConfig = dataclasses.field(default_factory=_rm_data)
+    train: TrainConfig = dataclasses.field(default_factory=_rm_train)
+    reward: RewardConfig = dataclasses.field(default_factory=RewardConfig)

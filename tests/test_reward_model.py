@@ -12,6 +12,8 @@ from transformers import AutoModelForSequenceClassification
 
 from alignkit.cli import main
 from alignkit.config import LoraConfig, ModelConfig, RMConfig, load_config
+from alignkit.data.comparisons import collate_groups, pair_group
+from alignkit.data.records import PreferencePair
 from alignkit.errors import AlignkitError, DataError
 from alignkit.evaluate.reward_eval import evaluate_reward_model
 from alignkit.models import load_tokenizer, save_model
@@ -189,3 +191,24 @@ def test_a_folder_without_a_trained_head_is_named_when_loaded_as_a_reward_model(
     assert not [message for message in transformers_log if "LOAD REPORT" in message]
     assert (f"reward model {tiny_model_dir}: score.weight not in the folder, so randomly initialised "
             "(not a trained reward model?)") in " ".join(capsys.readouterr().err.split())
+
+
+def test_both_replies_of_a_pair_are_scored_under_the_prompt_training_gives_them(planted_run):
+    """A prompt too long for max_length is cut from the left by what the longer reply needs, the same cut for
+    both replies (as reward-model training cuts a pair); scored one at a time, the shorter reply would keep
+    more of the prompt than the longer one, and the pair would be compared under two prompts."""
+    prompt, chosen, rejected = " ".join(WORDS * 6), "banana", " ".join(WORDS[:12])
+    scorer = RewardScorer(planted_run, max_length=40)
+    got_chosen, got_rejected, _ = scorer.score_pairs([prompt], [chosen], [rejected])
+    tokenizer = load_tokenizer(str(planted_run / "model"))
+    pair = PreferencePair.from_row({"prompt": prompt, "chosen": chosen, "rejected": rejected}, "pair")
+    group = pair_group(pair, tokenizer, 40, "pair")
+    assert group.sequences[0].truncated_tokens > 0  # the prompt is cut
+    batch = collate_groups([group], tokenizer.pad_token_id)
+    with torch.no_grad():
+        trained = load_trained_reward_model(str(planted_run / "model"))(
+            batch["input_ids"], batch["attention_mask"], batch["response_mask"])
+    assert torch.allclose(torch.cat([got_chosen, got_rejected]), trained, atol=1e-5)
+    alone = scorer.score([prompt, prompt], [chosen, rejected])
+    assert not torch.allclose(alone[0], got_chosen, atol=1e-3)  # the chosen reply alone keeps more prompt
+    assert torch.allclose(alone[1], got_rejected, atol=1e-5)  # the longer reply sets the cut

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+
 from alignkit.console import console, summary_table
 from alignkit.data.sources import load_records
 from alignkit.errors import AlignkitError
@@ -30,6 +32,7 @@ def evaluate_reward_model(model: str, data: str | None = None, *, split_from: st
                           combine: str = "mean", lam: float = 1.0, max_length: int = 1024,
                           batch_size: int = 8) -> dict:
     """Score every pair's chosen and rejected response; return accuracy, margin, ECE and length diagnostics.
+    Both replies of a pair are scored under the same prompt, cut from the left as training cuts it.
     Pairs with a response that does not fit in ``max_length`` tokens even with the prompt cut away are
     left out (as training with ``on_error: skip`` leaves them out) and counted in ``"skipped_too_long"``.
     The pairs: all of ``data``, else the held-out split of the run folder ``split_from`` (e.g. a reward
@@ -45,10 +48,10 @@ def evaluate_reward_model(model: str, data: str | None = None, *, split_from: st
     if not fitting:
         raise AlignkitError(f"{data or source}: no pair's responses fit in max_length {max_length} tokens")
     too_long, pairs = len(pairs) - len(fitting), fitting
-    prompts = [p.prompt for p in pairs] * 2
     responses = [p.chosen for p in pairs] + [p.rejected for p in pairs]
-    rewards, spread = scorer.score(prompts, responses, return_spread=True)
-    chosen, rejected = rewards[: len(pairs)], rewards[len(pairs) :]
+    chosen, rejected, spread = scorer.score_pairs([p.prompt for p in pairs], responses[: len(pairs)],
+                                                  responses[len(pairs) :])
+    rewards = torch.cat([chosen, rejected])
     lengths = scorer.response_lengths(responses)
     slope, intercept = rm.length_residual_fit(rewards, lengths)
     chosen_len, rejected_len = lengths[: len(pairs)], lengths[len(pairs) :]

@@ -9,8 +9,9 @@ from pathlib import Path
 import torch
 
 from alignkit.data.collate import collate
-from alignkit.data.comparisons import tokenize_response
+from alignkit.data.comparisons import tokenize_response, tokenize_responses
 from alignkit.data.records import as_messages
+from alignkit.data.tokenize import TokenizedExample
 from alignkit.errors import AlignkitError, DataError
 from alignkit.models.combine import combine_ensemble, length_residual
 from alignkit.models.loading import load_tokenizer
@@ -46,23 +47,39 @@ class RewardScorer:
         self.combine, self.lam = combine, lam
         self.batch_size, self.max_length, self.device = batch_size, max_length, torch.device(device)
 
-    @torch.no_grad()
     def member_scores(
         self, prompts: Sequence, responses: Sequence[str], finished: Sequence[bool] | None = None
     ) -> torch.Tensor:
         """Every member's reward for every (prompt, response), shape (members, N). ``finished``: per
         response, False for a reply cut before it ended, which is scored without the end-of-turn token
-        the chat template would close it with (default: every reply finished)."""
+        the chat template would close it with (default: every reply finished). Each sequence is cut
+        from the left on its own to fit ``max_length``."""
         if len(prompts) != len(responses):
             raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
         finished = [True] * len(responses) if finished is None else list(finished)
         if len(finished) != len(responses):
             raise ValueError(f"{len(responses)} responses but {len(finished)} finished flags")
-        rows = [
+        return self._scores([
             tokenize_response(as_messages(p, f"prompt {i}"), r, self.tokenizer, self.max_length, f"response {i}",
                               finished=done)
             for i, (p, r, done) in enumerate(zip(prompts, responses, finished, strict=True))
-        ]
+        ])
+
+    def pair_member_scores(self, prompts: Sequence, chosen: Sequence[str], rejected: Sequence[str]) -> torch.Tensor:
+        """Every member's reward for the chosen and the rejected reply of each pair, shape (members, 2, N).
+        Both replies of a pair keep the same prompt, cut from the left by what the longer one needs (as
+        reward-model training cuts them, :func:`~alignkit.data.comparisons.tokenize_responses`), so a
+        pair is never compared under two different prompts."""
+        if not len(prompts) == len(chosen) == len(rejected):
+            raise ValueError(f"{len(prompts)} prompts, {len(chosen)} chosen and {len(rejected)} rejected replies")
+        pairs = [tokenize_responses(as_messages(p, f"pair {i}"), (c, r), self.tokenizer, self.max_length, f"pair {i}")
+                 for i, (p, c, r) in enumerate(zip(prompts, chosen, rejected, strict=True))]
+        scores = self._scores([pair[0] for pair in pairs] + [pair[1] for pair in pairs])
+        return scores.view(len(self.members), 2, len(pairs))
+
+    @torch.no_grad()
+    def _scores(self, rows: list[TokenizedExample]) -> torch.Tensor:
+        """Every member's reward for every tokenised sequence, shape (members, N)."""
         # Batches of similar length waste little on padding; scores go back to the input order.
         order = sorted(range(len(rows)), key=lambda i: len(rows[i].input_ids))
         scores = torch.empty(len(self.members), len(rows))
@@ -92,7 +109,17 @@ class RewardScorer:
               return_spread: bool = False):
         """Combined rewards, shape (N,); with ``return_spread`` also the members' std, shape (N,).
         ``finished`` as :meth:`member_scores`."""
-        combined, spread = combine_ensemble(self.member_scores(prompts, responses, finished), self.combine, self.lam)
+        return self._combined(self.member_scores(prompts, responses, finished), responses, return_spread)
+
+    def score_pairs(self, prompts: Sequence, chosen: Sequence[str], rejected: Sequence[str]):
+        """Combined rewards of the chosen and the rejected replies, each (N,), and the members' std of all
+        2N, chosen first: as :meth:`score`, each pair under one prompt cut (:meth:`pair_member_scores`)."""
+        scores = self.pair_member_scores(prompts, chosen, rejected).flatten(1)
+        combined, spread = self._combined(scores, [*chosen, *rejected], return_spread=True)
+        return combined[: len(chosen)], combined[len(chosen) :], spread
+
+    def _combined(self, scores: torch.Tensor, responses: Sequence[str], return_spread: bool):
+        combined, spread = combine_ensemble(scores, self.combine, self.lam)
         if self.length_fit is not None:
             combined = length_residual(combined, self.response_lengths(responses), *self.length_fit)
         return (combined, spread) if return_spread else combined

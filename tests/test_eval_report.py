@@ -16,7 +16,7 @@ from helpers import planted_pairs, write_jsonl
 
 from alignkit.cli import main
 from alignkit.config import RMConfig, load_config
-from alignkit.evaluate.report import SECTIONS
+from alignkit.evaluate.report import SECTIONS, verdict
 from alignkit.train.reward import run_rm
 
 PLANTED = '<script>alert("gotcha")</script> & <b>bold</b>'
@@ -70,6 +70,10 @@ def test_report_has_every_section_for_every_run(report, runs):
     assert "observed peak √KL" in rl_part and "monitor_river_share" in rl_part
     assert "before: iteration 0" in rl_part and "after: iteration 3" in rl_part and "before: baseline" in rl_part
     assert "eval_accuracy" in rm_part and "No hacking.json" in rm_part
+    summary = rl_part.split("<h3>Training curves</h3>")[0]
+    assert "winrate-vs-start: win rate over start" in summary and "hacking-vs-start: win rate" in summary
+    assert summary.count("no change beyond noise") + summary.count("moved ") >= 2
+    assert "No figure with an interval" in rm_part.split("<h3>Training curves</h3>")[0]
     images = re.findall(r'<img [^>]*src="([^"]*)"', page)
     # RL run: training curves, win rates, length buckets, curves over training, reward against √KL; RM run: curves
     assert len(images) == 6
@@ -114,3 +118,14 @@ def test_bad_run_folders_are_one_line_and_exit_2(runs, tmp_path, capsys, make, m
     assert message in err and str(bad) in err and "Traceback" not in err
     assert len([line for line in err.splitlines() if "error:" in line]) == 1
     assert not out.exists() and not out.with_suffix(".md").exists()  # nothing half-written
+
+
+@pytest.mark.parametrize(("low", "high", "no_effect", "expected"), [
+    (0.52, 0.70, 0.5, "moved up (above 0.5)"),
+    (0.30, 0.49, 0.5, "moved down (below 0.5)"),
+    (0.45, 0.62, 0.5, "no change beyond noise"),
+    (0.50, 0.62, 0.5, "no change beyond noise"),  # an interval touching 0.5 holds it
+    (0.10, 0.20, None, "no reference"),
+])
+def test_verdict_says_whether_the_interval_leaves_out_the_no_effect_value(low, high, no_effect, expected):
+    assert verdict(low, high, no_effect) == expected

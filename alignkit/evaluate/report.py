@@ -3,6 +3,10 @@ summary.
 
 Per run folder, in this order (:data:`SECTIONS`), each section saying so when the run has nothing for it:
 
+- a summary: each headline figure with a 95% interval (a reward model's held-out accuracy and its
+  length-balanced accuracy, win rates, accuracies) and a plain verdict (:func:`verdict`): "moved" when the
+  interval leaves out the figure's no-effect value (0.5 for an accuracy of pairs or a win rate), "no change
+  beyond noise" when it holds it;
 - training curves from metrics.jsonl: loss, and where logged reward (with the monitored rewards), KL,
   reply length, β (the KL coefficient) and accuracy, against the step (an RL step is an iteration);
 - eval.json: every figure, with its value before training (``initial_*``) beside it when there is one;
@@ -31,7 +35,8 @@ from alignkit.evaluate.hacking import headline
 from alignkit.evaluate.run_folder import Evaluation, RunFolder, load_run
 from alignkit.io import atomic_write_text
 
-SECTIONS = ("Training curves", "Evaluation before and after", "Samples", "Win rates", "Reward-hacking diagnostics")
+SECTIONS = ("Summary", "Training curves", "Evaluation before and after", "Samples", "Win rates",
+            "Reward-hacking diagnostics")
 
 CURVE_PANELS = (
     ("loss", ("loss", "eval_loss")),
@@ -71,10 +76,49 @@ def render(runs: list[RunFolder]) -> Document:
     document.links([(f"run-{i}", str(run.path)) for i, run in enumerate(runs)])
     for i, run in enumerate(runs):
         document.heading(2, str(run.path), anchor=f"run-{i}")
-        for title, section in zip(SECTIONS, (_curves, _eval_figures, _samples, _win_rates, _hacking), strict=True):
+        sections = (_summary, _curves, _eval_figures, _samples, _win_rates, _hacking)
+        for title, section in zip(SECTIONS, sections, strict=True):
             document.heading(3, title, markdown=section is not _samples)
             section(document, run)
     return document
+
+
+def verdict(low: float, high: float, no_effect: float | None = 0.5) -> str:
+    """"moved up" / "moved down" when the interval [low, high] lies above / below ``no_effect``, "no change
+    beyond noise" when it holds it; without a no-effect value (an accuracy with nothing to compare),
+    "no reference"."""
+    if no_effect is None:
+        return "no reference"
+    if low > no_effect:
+        return f"moved up (above {no_effect:g})"
+    if high < no_effect:
+        return f"moved down (below {no_effect:g})"
+    return "no change beyond noise"
+
+
+def _summary(document: Document, run: RunFolder) -> None:
+    rows = _reward_model_headlines(run.eval.get("rm_eval"))
+    for evaluation in run.evaluations:
+        no_effect = None if evaluation.kind == "accuracy" else 0.5
+        rows += [(label, rate, low, high, n, verdict(low, high, no_effect))
+                 for label, rate, low, high, n in _intervals(evaluation)]
+    if not rows:
+        document.paragraph("No figure with an interval: evaluate the run (alignkit eval rm, winrate, hacking, "
+                           "gsm8k) to see whether it moved.", note=True)
+        return
+    document.table(("figure", "value", "95% low", "95% high", "n", "verdict"), rows)
+
+
+def _reward_model_headlines(rm_eval: dict | None) -> list[tuple]:
+    """The held-out accuracy and the length-balanced accuracy of ``alignkit eval rm`` (0.5 is chance for
+    both; any rule that looks only at length scores 0.5 on the second)."""
+    if not rm_eval or "accuracy_interval" not in rm_eval:
+        return []
+    rows = [("reward model: held-out accuracy", rm_eval["accuracy"], *rm_eval["accuracy_interval"])]
+    if rm_eval.get("length_balanced_interval"):
+        rows.append(("reward model: length-balanced accuracy", rm_eval["length_balanced_accuracy"],
+                     *rm_eval["length_balanced_interval"]))
+    return [(label, value, low, high, rm_eval["pairs"], verdict(low, high)) for label, value, low, high in rows]
 
 
 def _curves(document: Document, run: RunFolder) -> None:

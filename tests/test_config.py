@@ -159,7 +159,7 @@ def test_preference_share_prompt_default_follows_the_loss(overrides, shares):
         (DPOConfig, ["preference.loss=kto", "preference.share_prompt=true"],
          "'preference.share_prompt' is True, but it acts only when preference.loss != kto"),
         (DPOConfig, ["preference.label_smoothing=0.1"], "acts only when preference.loss == cdpo"),
-        (DPOConfig, ["preference.simpo_gamma=1"], "acts only when preference.loss == simpo"),
+        (DPOConfig, ["preference.simpo_gamma=0.5"], "acts only when preference.loss == simpo"),
         (DPOConfig, ["preference.orpo_lambda=1"], "acts only when preference.loss == orpo"),
         (DPOConfig, ["preference.kto_desirable_weight=2"], "acts only when preference.loss == kto"),
         (RLConfig, ["rl.algo=grpo", "rl.samples_per_prompt=2", "rl.gamma=0.9"],

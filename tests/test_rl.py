@@ -246,7 +246,7 @@ def collect_once(policy_dir, run_dir, *overrides):
     reference = FrozenCopy(load_causal_lm(config.model), torch.device("cpu"))
     step = RLStep(config, tokenizer.pad_token_id)
     collector = RolloutCollector(config, prompts, [], tokenizer, FunctionReward(config.reward.function), reference,
-                                 step, run_dir)
+                                 run_dir)
     rows, metrics = collector.collect(ActorCritic(load_causal_lm(config.model)), 0)
     stops = {river, tokenizer.convert_tokens_to_ids(END_OF_TURN)}
     replies = [(r.response_length, r.input_ids[-1] in stops) for r in rows]

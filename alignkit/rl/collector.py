@@ -55,10 +55,10 @@ class RolloutCollector:
     """The :class:`~alignkit.train.engine.Collector` of PPO, GRPO and RLOO."""
 
     def __init__(self, config: RLConfig, prompts: list[Prompt], eval_prompts: list[Prompt], tokenizer,
-                 reward: RewardSource, reference: FrozenCopy | DisabledAdapter, step, run_dir: Path):
+                 reward: RewardSource, reference: FrozenCopy | DisabledAdapter, run_dir: Path):
         s = config.rl
         self.config, self.settings, self.tokenizer = config, s, tokenizer
-        self.reward, self.reference, self.step, self.run_dir = reward, reference, step, Path(run_dir)
+        self.reward, self.reference, self.run_dir = reward, reference, Path(run_dir)
         self.prompts, self.eval_prompts = prompts, eval_prompts
         self.monitors = {spec.rpartition(":")[2]: FunctionReward(spec) for spec in s.monitors}
         max_prompt = config.generation.max_prompt_length
@@ -90,7 +90,7 @@ class RolloutCollector:
         policy = unwrapped(model)
         seed = self.config.generation.seed + iteration * self.state.num_processes + self.state.process_index
         scored, timing = self._sample_and_score(policy, prompts, rows, s.samples_per_prompt, seed)
-        self.step.kl_coef = beta = self.controller.value
+        beta = self.controller.value
         in_loss = torch.tensor([c.finished or s.unfinished != "drop" for c in scored.completions])
         adv = compute_advantages(scored.scores, scored.old_logps, scored.ref_logps, scored.mask, s, beta,
                                  scored.values, in_loss)
@@ -103,7 +103,7 @@ class RolloutCollector:
                 advantages=adv.advantages[i, :n],
                 returns=None if adv.returns is None else adv.returns[i, :n],
                 old_values=None if scored.values is None else scored.values[i, :n],
-                in_loss=bool(in_loss[i]),
+                in_loss=bool(in_loss[i]), kl_coef=beta,
             ))
         kl_per_completion = adv.kl.sum(dim=1)
         metrics = {**_score_metrics(scored, kl_per_completion), **timing, "reward_penalised": float(adv.rewards.mean()),

@@ -25,7 +25,9 @@ PER_TOKEN = ("old_logps", "ref_logps", "advantages", "returns", "old_values")
 class RolloutRow:
     """One completion ready for updates: its sequence, where the response starts, and per-token
     tensors over its R response tokens (``returns`` and ``old_values`` only with a value model).
-    ``in_loss`` False leaves its tokens out of the loss (``rl.unfinished: drop``)."""
+    ``in_loss`` False leaves its tokens out of the loss (``rl.unfinished: drop``). ``kl_coef``: the
+    β of the iteration that collected it, the weight of the KL term in the loss (``rl.kl_penalty:
+    loss``); 0, no KL term."""
 
     input_ids: list[int]
     prompt_length: int
@@ -35,6 +37,7 @@ class RolloutRow:
     returns: torch.Tensor | None = None
     old_values: torch.Tensor | None = None
     in_loss: bool = True
+    kl_coef: float = 0.0
 
     @property
     def response_length(self) -> int:
@@ -45,7 +48,8 @@ def collate_rollouts(rows: list[RolloutRow], pad_token_id: int) -> dict[str, tor
     """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` (response tokens, else IGNORE),
     (B, T); ``response_mask`` (the response tokens of the rows in the loss) and each per-token field
     present on the rows in the next-token frame, (B, T - 1); ``logits_from``, the first position whose
-    logits are needed (the shortest prompt's last token); ``num_rows`` and ``num_tokens`` (non-pad tokens)."""
+    logits are needed (the shortest prompt's last token); ``kl_coef``, each row's β, (B,); ``num_rows``
+    and ``num_tokens`` (non-pad tokens)."""
     width = max(len(row.input_ids) for row in rows)
     batch = {
         "input_ids": torch.full((len(rows), width), pad_token_id, dtype=torch.long),
@@ -64,6 +68,7 @@ def collate_rollouts(rows: list[RolloutRow], pad_token_id: int) -> dict[str, tor
         batch["response_mask"][i, p - 1 : n - 1] = row.in_loss
         for name in fields:
             batch[name][i, p - 1 : n - 1] = getattr(row, name)
+    batch["kl_coef"] = torch.tensor([row.kl_coef for row in rows], dtype=torch.float32)
     batch["logits_from"] = torch.tensor(min(row.prompt_length for row in rows) - 1)
     batch["num_rows"] = torch.tensor(len(rows))
     batch["num_tokens"] = batch["attention_mask"].sum()

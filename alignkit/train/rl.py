@@ -50,7 +50,6 @@ class RLStep:
         self.temperature = config.generation.temperature
         self.max_len = config.generation.max_new_tokens
         self.pad_token_id = pad_token_id
-        self.kl_coef = config.rl.kl_coef  # the collector sets the coefficient of each iteration
         self.ptx_batches = None
         if ptx_rows:
             self.ptx_batches = _cycle_batches(ptx_rows, config.train.micro_batch_size, pad_token_id)
@@ -78,9 +77,9 @@ class RLStep:
 
         sums = {"clip_fraction": mean_times_units(clipped), "approx_kl": mean_times_units(
             approx_kl(logps.detach(), batch["old_logps"], mask))}
-        if s.kl_penalty == "loss" and self.kl_coef > 0:
+        if s.kl_penalty == "loss" and bool(batch["kl_coef"].any()):  # β of the iteration that collected each row
             kl = kl_estimate(logps, batch["ref_logps"], s.kl_estimator, mask)
-            per_token = per_token + self.kl_coef * kl
+            per_token = per_token + batch["kl_coef"].unsqueeze(1) * kl
             sums["kl_loss"] = mean_times_units(kl)
         total, _ = aggregate(per_token, mask, s.loss_aggregation, self.max_len)
         sums["policy_loss"] = total.detach()
@@ -158,7 +157,7 @@ def run_rl(config: RLConfig, *, resume: bool = False) -> RunResult:
     ptx_rows = _ptx_rows(config, tokenizer) if config.rl.ptx_coef > 0 else None
     step = RLStep(config, tokenizer.pad_token_id, ptx_rows)
     reward = build_reward(config.reward, device)
-    collector = RolloutCollector(config, prompts, eval_prompts, tokenizer, reward, reference, step, run_dir)
+    collector = RolloutCollector(config, prompts, eval_prompts, tokenizer, reward, reference, run_dir)
     engine = Engine(model, tokenizer, step, config.train, run_dir)
     return engine.fit_online(collector, config.rl.iterations, resume=resume, merge_lora=config.lora.merge_on_save)
 

@@ -15,7 +15,7 @@ import torch
 
 from alignkit.config import RLSettings
 from alignkit.data.tokenize import IGNORE_INDEX
-from alignkit.rl.advantages import gae, group_advantages, masked_whiten, per_token_rewards, rloo_advantages
+from alignkit.rl.estimators import advantage_estimator, advantage_name
 from alignkit.rl.kl import kl_estimate
 
 PER_TOKEN = ("old_logps", "ref_logps", "advantages", "returns", "old_values")
@@ -111,19 +111,21 @@ def compute_advantages(
     values: torch.Tensor | None = None,
     in_loss: torch.Tensor | None = None,
 ) -> Advantages:
-    """Advantages of one iteration's completions (completions of one prompt contiguous).
+    """Advantages of one iteration's completions (completions of one prompt contiguous), by the
+    estimator ``rl.advantage`` names (:mod:`alignkit.rl.estimators`; unset: the algo's).
 
     ``scores``: (N,) sequence rewards (reward model, function or checker, penalties applied);
-    whitened and clipped first when the settings ask. With ``kl_penalty: reward``:
-
-    - ppo: r_t = -β kl_t + [t = last] R, then GAE(γ, λ) on ``values`` (Ziegler et al. 2019);
-    - grpo / rloo: R ← R - β Σ_t kl_t, then the group or leave-one-out baseline, broadcast over tokens.
-
-    With ``kl_penalty: loss`` the rewards carry no KL (the update adds β·kl_t to the loss instead).
-    ``in_loss``: (N,) bool, the completions whose tokens carry a loss (default all); the others get
-    zero advantages but still count in their group's baseline. PPO's advantages are whitened over the
-    valid tokens of the completions in the loss when ``whiten_advantages``.
+    whitened and clipped first when the settings ask. With ``kl_penalty: reward`` the estimator
+    subtracts β·kl (β = ``kl_coef``, kl by ``rl.kl_estimator``): per token for gae, summed over the
+    reply for the sequence-level ones; with ``kl_penalty: loss`` the rewards carry no KL (the update
+    adds β·kl_t to the loss instead). ``values``: (N, R_max), for an estimator that reads a value
+    model. ``in_loss``: (N,) bool, the completions whose tokens carry a loss (default all); the
+    others get zero advantages but still count in their group's baseline, and gae whitens over the
+    valid tokens of the completions in the loss.
     """
+    estimator = advantage_estimator(settings)
+    if estimator.needs_values and values is None:
+        raise ValueError(f"the {advantage_name(settings)} advantage estimator needs the value model's values")
     rewards = scores.float()
     if settings.whiten_rewards:
         rewards = (rewards - rewards.mean()) / (rewards.std() + 1e-8) if rewards.numel() > 1 else rewards * 0
@@ -132,16 +134,5 @@ def compute_advantages(
     kl = kl_estimate(old_logps, ref_logps, settings.kl_estimator, mask)
     beta = kl_coef if settings.kl_penalty == "reward" else 0.0
     trained = mask if in_loss is None else mask & in_loss.unsqueeze(1)
-    if settings.algo == "ppo":
-        token_rewards = per_token_rewards(rewards, kl, mask, beta)
-        advantages, returns = gae(token_rewards, values, mask, settings.gamma, settings.lam)
-        if settings.whiten_advantages and int(trained.sum()) > 1:
-            advantages = masked_whiten(advantages, trained)
-        return Advantages(advantages * trained, returns, kl, rewards)
-    penalised = rewards - beta * kl.sum(dim=1)
-    group = settings.samples_per_prompt
-    if settings.algo == "grpo":
-        sequence = group_advantages(penalised, group, normalise_std=settings.group_scale == "std")
-    else:
-        sequence = rloo_advantages(penalised, group)
-    return Advantages(sequence.unsqueeze(1) * trained, None, kl, penalised)
+    advantages, returns, penalised = estimator.estimate(rewards, kl, mask, trained, beta, values, settings)
+    return Advantages(advantages, returns, kl, penalised)

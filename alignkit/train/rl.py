@@ -18,7 +18,7 @@ import itertools
 import torch
 from torch import nn
 
-from alignkit.config import DataConfig, RLConfig
+from alignkit.config import DataConfig, RLConfig, RLSettings
 from alignkit.data.collate import collate
 from alignkit.data.prepare import load_split, tokenize_records
 from alignkit.data.tokenize import tokenize_demonstration
@@ -31,6 +31,7 @@ from alignkit.models.reward import ensemble_members
 from alignkit.models.value import ActorCritic, load_critic, value_head
 from alignkit.rl.advantages import masked_mean
 from alignkit.rl.collector import RolloutCollector
+from alignkit.rl.estimators import ADVANTAGE_ESTIMATORS, advantage_estimator, advantage_name
 from alignkit.rl.kl import kl_estimate
 from alignkit.rl.rewards import build_reward
 from alignkit.rl.rollout import collate_rollouts
@@ -113,9 +114,7 @@ def _cycle_batches(rows: list, size: int, pad_token_id: int):
 def check_rl_config(config: RLConfig) -> None:
     """ConfigError for settings that cannot work together (nothing is changed silently)."""
     s, gen, train = config.rl, config.generation, config.train
-    if s.algo in ("grpo", "rloo") and s.samples_per_prompt < 2:
-        raise ConfigError(f"rl.samples_per_prompt: {s.algo} compares each completion with the others of its "
-                          f"prompt, so it needs at least 2, got {s.samples_per_prompt}")
+    _check_advantage(s)
     if gen.temperature == 0 or gen.top_p < 1 or gen.top_k > 0:
         raise ConfigError("generation: RL needs the log-probabilities of the sampling distribution, so sample "
                           "with temperature > 0, top_p 1 and top_k 0 (got temperature "
@@ -134,9 +133,31 @@ def check_rl_config(config: RLConfig) -> None:
                           "reward.kind: model; use critic_init: policy")
 
 
+def _check_advantage(s: RLSettings) -> None:
+    """ConfigError for an advantage estimator the algo cannot feed, or a setting of another estimator."""
+    name, estimator = advantage_name(s), advantage_estimator(s)
+    if estimator.grouped and s.samples_per_prompt < 2:
+        raise ConfigError(f"rl.samples_per_prompt: {s.algo} compares each completion with the others of its "
+                          f"prompt (the {name} advantage), so it needs at least 2, got {s.samples_per_prompt}")
+    if estimator.needs_values and s.algo != "ppo":
+        raise ConfigError(f"rl.advantage: {name} needs a value model, which only rl.algo: ppo trains "
+                          f"(rl.algo is {s.algo!r})")
+    if not estimator.needs_values and s.algo == "ppo":
+        raise ConfigError(f"rl.advantage: {name} reads no value model, and rl.algo: ppo trains one; use "
+                          "rl.algo: grpo or rloo")
+    defaults = RLSettings()
+    for other, entry in ADVANTAGE_ESTIMATORS.items():
+        moved = [key for key in entry.reads if key not in estimator.reads and getattr(s, key) != getattr(defaults, key)]
+        if moved:
+            raise ConfigError(f"rl.{moved[0]} is {getattr(s, moved[0])!r}, but it acts only with the {other} "
+                              f"advantage (rl.advantage is {name!r}); remove it or change rl.advantage")
+
+
 def run_rl(config: RLConfig, *, resume: bool = False) -> RunResult:
     """Optimise ``config.model`` against ``config.reward`` with ``config.rl.algo``; write the run folder."""
     check_rl_config(config)
+    if config.rl.advantage is None:
+        console.print(f"rl.advantage: not set, {config.rl.algo}'s estimator {advantage_name(config.rl)}")
     run_dir = prepare_run_dir(config, resume=resume)
     tokenizer = load_stage_tokenizer(config.model)
     train_records, eval_records = load_split(config.data, "prompt", seed=config.train.seed)

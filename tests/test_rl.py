@@ -24,7 +24,7 @@ from alignkit.models.reference import FrozenCopy, logprobs_from
 from alignkit.models.value import ActorCritic
 from alignkit.rl.collector import RolloutCollector
 from alignkit.rl.estimators import ADVANTAGE_ESTIMATORS, advantage_name
-from alignkit.rl.generation import END_OF_TURN, Completion
+from alignkit.rl.generation import END_OF_TURN, Completion, HFGenerator
 from alignkit.rl.rewards import FunctionReward, GSM8KReward, ModelReward
 from alignkit.rl.rollout import RolloutRow, collate_rollouts, compute_advantages, pad_responses, response_frame
 from alignkit.train.rl import RLStep, check_rl_config, run_rl
@@ -319,9 +319,10 @@ def collect_once(policy_dir, run_dir, *overrides):
     prompts = [Prompt(({"role": "user", "content": f"Tell me about {word}"},)) for word in WORDS[:2]]
     reference = FrozenCopy(load_causal_lm(config.model), torch.device("cpu"))
     step = RLStep(config, tokenizer.pad_token_id)
+    model = ActorCritic(load_causal_lm(config.model))
     collector = RolloutCollector(config, prompts, [], tokenizer, FunctionReward(config.reward.function), reference,
-                                 run_dir)
-    rows, metrics = collector.collect(ActorCritic(load_causal_lm(config.model)), 0)
+                                 HFGenerator(model.policy, tokenizer), run_dir)
+    rows, metrics = collector.collect(model, 0)
     stops = {river, tokenizer.convert_tokens_to_ids(END_OF_TURN)}
     replies = [(r.response_length, r.input_ids[-1] in stops) for r in rows]
     assert 0 < sum(done for _, done in replies) < len(replies)  # both kinds, so the checks can tell

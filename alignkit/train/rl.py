@@ -1,10 +1,12 @@
 """Online RL against a reward (stage 3 of RLHF): PPO, GRPO and RLOO on the one engine.
 
-Each iteration the :class:`~alignkit.rl.collector.RolloutCollector` samples completions with the
-current policy, scores them and computes advantages; :class:`RLStep` then turns minibatches of those
+:func:`ppo_iteration` is one iteration, top to bottom: the
+:class:`~alignkit.rl.collector.RolloutCollector` samples completions of the current policy with the
+generation backend, scores them and computes advantages; :class:`RLStep` turns minibatches of those
 rows into the clipped surrogate loss (plus the value loss for PPO, the KL term when it is in the loss,
 and the PPO-ptx language-modelling term), with the per-token losses averaged as
-``rl.loss_aggregation`` says.
+``rl.loss_aggregation`` says; then the KL controller sets the next β and the backend gets the
+updated weights.
 
 Batch sizes: an iteration has ``rl.prompts_per_iteration × rl.samples_per_prompt`` completions;
 ``train.batch_size`` completions make one optimizer step, ``train.micro_batch_size`` one forward
@@ -14,6 +16,7 @@ pass; ``rl.ppo_epochs`` passes over the iteration's completions.
 from __future__ import annotations
 
 import itertools
+import time
 
 import torch
 from torch import nn
@@ -32,6 +35,7 @@ from alignkit.models.value import ActorCritic, load_critic, value_head
 from alignkit.rl.advantages import masked_mean
 from alignkit.rl.collector import RolloutCollector
 from alignkit.rl.estimators import ADVANTAGE_ESTIMATORS, advantage_estimator, advantage_name
+from alignkit.rl.generation import HFGenerator
 from alignkit.rl.kl import kl_estimate
 from alignkit.rl.rewards import build_reward
 from alignkit.rl.rollout import collate_rollouts
@@ -178,9 +182,35 @@ def run_rl(config: RLConfig, *, resume: bool = False) -> RunResult:
     ptx_rows = _ptx_rows(config, tokenizer) if config.rl.ptx_coef > 0 else None
     step = RLStep(config, tokenizer.pad_token_id, ptx_rows)
     reward = build_reward(config.reward, device)
-    collector = RolloutCollector(config, prompts, eval_prompts, tokenizer, reward, reference, run_dir)
     engine = Engine(model, tokenizer, step, config.train, run_dir)
-    return engine.fit_online(collector, config.rl.iterations, resume=resume, merge_lora=config.lora.merge_on_save)
+    generator = HFGenerator(unwrapped(engine.model).policy, tokenizer)
+    collector = RolloutCollector(config, prompts, eval_prompts, tokenizer, reward, reference, generator, run_dir)
+    updates = collector.updates_per_iteration(engine.accelerator.num_processes)
+    return engine.fit_online(lambda i: ppo_iteration(engine, collector, i, updates), config.rl.iterations, updates,
+                             lambda: collector.evaluate(engine.model), collector, resume=resume,
+                             merge_lora=config.lora.merge_on_save)
+
+
+def ppo_iteration(engine: Engine, collector: RolloutCollector, iteration: int,
+                  updates: int) -> tuple[dict[str, float], int]:
+    """One RL iteration in the order it runs (as the loop of CleanRL's ppo.py); GRPO and RLOO run the
+    same iteration with their advantage estimator and no value model. Returns the iteration's metrics
+    and the tokens its ``updates`` optimizer steps trained on."""
+    began = time.perf_counter()
+    # 1. Rollouts, without gradient: sample rl.samples_per_prompt completions of each of this iteration's
+    #    prompts with the generation backend; score them (reward source, rl.unfinished); old and reference
+    #    log-probs (and values) of every response token; advantages by rl.advantage with this iteration's β.
+    rows, metrics = collector.collect(engine.model, iteration)
+    collected = time.perf_counter()
+    # 2. Updates: rl.ppo_epochs passes over the rows in shuffled minibatches of train.batch_size completions,
+    #    one optimizer step of RLStep.loss each (clipped surrogate, value loss, KL term, PPO-ptx).
+    update_metrics, tokens = engine.update_epochs(rows, updates, iteration)
+    metrics.update(update_metrics, collect_seconds=collected - began, update_seconds=time.perf_counter() - collected)
+    # 3. KL control: the next iteration's β from this one's KL per completion (fixed β: unchanged).
+    collector.controller.update(metrics["kl"], len(rows) * engine.accelerator.num_processes)
+    # 4. Weight sync: the generation backend samples the next iteration from the updated policy.
+    collector.generator.sync_weights(unwrapped(engine.model).policy)
+    return metrics, tokens
 
 
 DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)

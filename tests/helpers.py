@@ -77,3 +77,8 @@ def process_rank_reward(prompts, completions):
 def reply_tokens(prompts, completions):
     """A reward that differs between replies: each reply's length in tokens."""
     return [float(c.num_tokens) for c in completions]
+
+
+def first_token_parity(prompts, completions):
+    """A reward that differs between the replies of a random model: 1 when a reply's first token id is odd."""
+    return [float(c.token_ids[0] % 2) for c in completions]

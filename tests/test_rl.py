@@ -22,7 +22,8 @@ from alignkit.models.reference import FrozenCopy, logprobs_from
 from alignkit.models.value import ActorCritic
 from alignkit.rl.checkers import extract_answer, gsm8k_correct
 from alignkit.rl.collector import RolloutCollector
-from alignkit.rl.generation import END_OF_TURN, Completion
+from alignkit.rl.estimators import ADVANTAGE_ESTIMATORS, advantage_name
+from alignkit.rl.generation import END_OF_TURN, Completion, HFGenerator
 from alignkit.rl.rewards import FunctionReward, GSM8KReward, ModelReward
 from alignkit.rl.rollout import RolloutRow, collate_rollouts, compute_advantages, pad_responses, response_frame
 from alignkit.tensors import token_logprobs
@@ -124,6 +125,79 @@ def test_group_advantages_subtract_the_summed_kl_from_the_reward_and_broadcast()
     in_loss = compute_advantages(scores, old, ref, mask, settings(algo="rloo", samples_per_prompt=2,
                                                                   kl_penalty="loss"), 0.2)
     assert torch.allclose(in_loss.rewards, scores)
+
+
+def slow_group(rewards, group):
+    """(r_i - mean of its group) / (the group's sample std + 1e-4), in plain Python."""
+    out = []
+    for i, r in enumerate(rewards):
+        members = rewards[i // group * group : i // group * group + group]
+        mean = sum(members) / group
+        std = math.sqrt(sum((m - mean) ** 2 for m in members) / (group - 1))
+        out.append((r - mean) / (std + 1e-4))
+    return out
+
+
+def fixed_batch():
+    """Four replies (two prompts of two), their log-probs, reference log-probs, values and rewards."""
+    gen = torch.Generator().manual_seed(3)
+    old, ref, values = (torch.randn(4, 3, generator=gen) for _ in range(3))
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1]], dtype=torch.bool)
+    return torch.tensor([1.0, -0.5, 2.0, 0.25]), old, ref, values, mask
+
+
+def expected_advantages(name, scores, old, ref, values, mask, beta):
+    """Each estimator's advantages from the slow references, per token (sequence-level ones broadcast)."""
+    if name == "gae":
+        return slow_ppo_advantages(scores, old, ref, values, [3, 2, 1, 3], beta, 0.9, 0.8)[0]
+    penalised = [float(scores[b]) - beta * sum(float(old[b, t] - ref[b, t]) for t in range(3) if mask[b, t])
+                 for b in range(4)]
+    sequence = slow_group(penalised, 2) if name == "group" else slow_rloo(penalised, 2)
+    return torch.tensor(sequence).unsqueeze(1) * mask
+
+
+def test_the_advantage_estimators_are_chosen_by_name():
+    assert list(ADVANTAGE_ESTIMATORS) == ["gae", "group", "leave_one_out"]
+    for name in ADVANTAGE_ESTIMATORS:  # the config offers exactly the registry's names
+        assert load_config(RLConfig, None, [f"rl.advantage={name}"]).rl.advantage == name
+    with pytest.raises(ConfigError) as info:
+        load_config(RLConfig, None, ["rl.advantage=reinforce"])
+    assert "'rl.advantage' must be one of 'gae', 'group', 'leave_one_out', got 'reinforce'" in str(info.value)
+
+
+@pytest.mark.parametrize(("algo", "name"), [("ppo", "gae"), ("grpo", "group"), ("rloo", "leave_one_out")])
+def test_each_algo_defaults_to_its_estimator_with_the_same_advantages_as_before(algo, name):
+    scores, old, ref, values, mask = fixed_batch()
+    fields = {"algo": algo, "samples_per_prompt": 2, "gamma": 0.9, "lam": 0.8, "whiten_advantages": False}
+    expected = expected_advantages(name, scores, old, ref, values, mask, 0.1)
+    for chosen in (None, name):  # unset: the algo's estimator; set to it: the same numbers
+        out = compute_advantages(scores, old, ref, mask, settings(**fields, advantage=chosen), 0.1, values)
+        assert torch.allclose(out.advantages, expected, atol=1e-5)
+    assert advantage_name(settings(algo=algo)) == name
+
+
+def test_a_set_advantage_estimator_is_kept_whatever_the_algo_would_choose():
+    config = load_config(RLConfig, None, ["rl.algo=grpo", "rl.samples_per_prompt=2", "rl.advantage=leave_one_out"])
+    assert advantage_name(config.rl) == "leave_one_out"
+    scores, old, ref, values, mask = fixed_batch()
+    out = compute_advantages(scores, old, ref, mask, config.rl, 0.1)
+    assert torch.allclose(out.advantages, expected_advantages("leave_one_out", scores, old, ref, values, mask, 0.1),
+                          atol=1e-5)
+
+
+def test_advantage_estimators_that_cannot_work_with_the_algo_are_errors():
+    def check(*overrides):
+        with pytest.raises(ConfigError) as info:
+            check_rl_config(load_config(RLConfig, None, list(overrides)))
+        return str(info.value)
+
+    assert "rl.advantage: gae needs a value model" in check("rl.algo=grpo", "rl.samples_per_prompt=2",
+                                                             "rl.advantage=gae")
+    assert "rl.advantage: group" in check("rl.advantage=group", "rl.samples_per_prompt=2")  # ppo trains a critic
+    assert "at least 2" in check("rl.algo=grpo", "rl.advantage=leave_one_out")
+    scale = check("rl.algo=grpo", "rl.samples_per_prompt=2", "rl.advantage=leave_one_out", "rl.group_scale=none")
+    assert "rl.group_scale" in scale and "rl.advantage is 'leave_one_out'" in scale
+    check_rl_config(load_config(RLConfig, None, ["rl.algo=rloo", "rl.samples_per_prompt=2", "rl.advantage=group"]))
 
 
 def test_config_combinations_that_cannot_work_are_errors():
@@ -245,9 +319,10 @@ def collect_once(policy_dir, run_dir, *overrides):
     prompts = [Prompt(({"role": "user", "content": f"Tell me about {word}"},)) for word in WORDS[:2]]
     reference = FrozenCopy(load_causal_lm(config.model), torch.device("cpu"))
     step = RLStep(config, tokenizer.pad_token_id)
+    model = ActorCritic(load_causal_lm(config.model))
     collector = RolloutCollector(config, prompts, [], tokenizer, FunctionReward(config.reward.function), reference,
-                                 step, run_dir)
-    rows, metrics = collector.collect(ActorCritic(load_causal_lm(config.model)), 0)
+                                 HFGenerator(model.policy, tokenizer), run_dir)
+    rows, metrics = collector.collect(model, 0)
     stops = {river, tokenizer.convert_tokens_to_ids(END_OF_TURN)}
     replies = [(r.response_length, r.input_ids[-1] in stops) for r in rows]
     assert 0 < sum(done for _, done in replies) < len(replies)  # both kinds, so the checks can tell
@@ -295,9 +370,10 @@ def test_a_tiny_policy_learns_a_planted_reward(algo, word_policy_dir, word_promp
         f"output_dir={out}", f"model.name={word_policy_dir}", f"data.train={word_prompts}", "data.eval_fraction=0.2",
         "reward.kind=function", "reward.function=helpers:river_share", f"rl.algo={algo}",
         "rl.samples_per_prompt=8", "rl.prompts_per_iteration=4", "rl.ppo_epochs=2", "rl.iterations=8",
-        "rl.kl_coef=0.01", "rl.critic=head", "rl.eval_prompts=3", "rl.sample_every=4",
+        "rl.kl_coef=0.01", "rl.eval_prompts=3", "rl.sample_every=4",
         "train.batch_size=16", "train.micro_batch_size=16", "train.learning_rate=1e-3",
         "generation.max_new_tokens=8", "rl.monitors=[helpers:river_share]",
+        *(["rl.critic=head"] if algo == "ppo" else []),  # the value model's settings act only under ppo
     ])
     run_rl(config)
     rows = [row for row in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "reward" in row]

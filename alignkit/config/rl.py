@@ -24,6 +24,14 @@ class RLSettings:
         "advantages normalised within each prompt's group of samples, no value model (Shao et al. 2024). rloo: "
         "leave-one-out baseline within each group, no value model (Ahmadian et al. 2024).",
     )
+    advantage: Literal["gae", "group", "leave_one_out"] | None = option(
+        None,
+        "Advantage estimator, by name: gae (GAE on per-token KL-shaped rewards with the value model; Schulman et al. "
+        "2016), group (each reward normalised within its prompt's group; Shao et al. 2024), leave_one_out (each "
+        "reward minus the mean of the others of its group; Ahmadian et al. 2024). null: the algo's (ppo gae, grpo "
+        "group, rloo leave_one_out). gae needs ppo's value model; group and leave_one_out "
+        "use none (grpo, rloo) and need samples_per_prompt >= 2.",
+    )
     iterations: int = option(
         20, "RL iterations; each samples a batch of rollouts, then runs ppo_epochs passes of updates on it.", min=1
     )
@@ -90,8 +98,8 @@ class RLSettings:
         only="unfinished == penalty",
     )
     group_scale: Literal["std", "none"] = option(
-        "std", "grpo: divide group-centred rewards by the group std (Shao et al.) or not (Dr. GRPO, Liu et al.).",
-        only="algo == grpo",
+        "std", "grpo's group advantage: divide group-centred rewards by the group std (Shao et al.) or not (Dr. GRPO, "
+        "Liu et al.); only with advantage group.", only="algo == grpo",
     )
     critic: Literal["head", "separate"] = option(
         "separate",

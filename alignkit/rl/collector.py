@@ -1,6 +1,8 @@
-"""One RL iteration's data: sample completions with the current policy, score them, and turn them
-into :class:`~alignkit.rl.rollout.RolloutRow` rows with old log-probabilities, reference
-log-probabilities, values and advantages. Everything here runs without gradient.
+"""One RL iteration's data: sample completions of the current policy with the generation backend,
+score them, and turn them into :class:`~alignkit.rl.rollout.RolloutRow` rows with old
+log-probabilities, reference log-probabilities, values, advantages and the iteration's KL
+coefficient. Everything here runs without gradient; :func:`~alignkit.train.rl.ppo_iteration` shows
+where collection stands in an iteration.
 
 Prompts are drawn in a fixed order: the training prompts shuffled with ``train.seed + epoch``,
 iteration i taking the next ``prompts_per_iteration`` of them (process r of n its r-th share), and
@@ -23,7 +25,7 @@ from alignkit.errors import ConfigError
 from alignkit.losses.ppo import entropy_from_logits, explained_variance
 from alignkit.models.reference import DisabledAdapter, FrozenCopy, logprobs_from, unwrapped
 from alignkit.processes import process_state
-from alignkit.rl.generation import Completion, HFGenerator, prompt_token_rows
+from alignkit.rl.generation import Completion, GenerationBackend, prompt_token_rows
 from alignkit.rl.kl import AdaptiveKLController, FixedKLController, kl_estimate
 from alignkit.rl.rewards import FunctionReward, RewardSource
 from alignkit.rl.rollout import RolloutRow, collate_rollouts, compute_advantages, pad_responses, response_frame
@@ -52,13 +54,15 @@ class Scored:
 
 
 class RolloutCollector:
-    """The :class:`~alignkit.train.engine.Collector` of PPO, GRPO and RLOO."""
+    """The rollouts of PPO, GRPO and RLOO, sampled with ``generator``; the KL controller whose β each
+    iteration's rows carry (checkpointed with the model as this object's state)."""
 
     def __init__(self, config: RLConfig, prompts: list[Prompt], eval_prompts: list[Prompt], tokenizer,
-                 reward: RewardSource, reference: FrozenCopy | DisabledAdapter, step, run_dir: Path):
+                 reward: RewardSource, reference: FrozenCopy | DisabledAdapter, generator: GenerationBackend,
+                 run_dir: Path):
         s = config.rl
         self.config, self.settings, self.tokenizer = config, s, tokenizer
-        self.reward, self.reference, self.step, self.run_dir = reward, reference, step, Path(run_dir)
+        self.reward, self.reference, self.generator, self.run_dir = reward, reference, generator, Path(run_dir)
         self.prompts, self.eval_prompts = prompts, eval_prompts
         self.monitors = {spec.rpartition(":")[2]: FunctionReward(spec) for spec in s.monitors}
         max_prompt = config.generation.max_prompt_length
@@ -70,9 +74,10 @@ class RolloutCollector:
             self.controller = FixedKLController(s.kl_coef)
         self.state = process_state()
 
-    # ------------------------------------------------------------ the engine's interface
+    # ------------------------------------------------------------ what an iteration asks of it
 
     def updates_per_iteration(self, num_processes: int) -> int:
+        """Optimizer steps per iteration: rl.ppo_epochs passes over the completions in train.batch_size ones."""
         s, train = self.settings, self.config.train
         completions = s.prompts_per_iteration * s.samples_per_prompt
         if s.prompts_per_iteration % num_processes:
@@ -84,13 +89,18 @@ class RolloutCollector:
         return s.ppo_epochs * completions // train.batch_size
 
     def collect(self, model, iteration: int) -> tuple[list[RolloutRow], dict[str, float]]:
+        """This process's rows of ``iteration`` (0-based) and the metrics of collecting them (means over
+        all processes), from ``model``, the actor-critic being trained."""
         s = self.settings
         began = time.perf_counter()
         prompts, rows = self._prompts_for(iteration)
-        policy = unwrapped(model)
         seed = self.config.generation.seed + iteration * self.state.num_processes + self.state.process_index
-        scored, timing = self._sample_and_score(policy, prompts, rows, s.samples_per_prompt, seed)
-        self.step.kl_coef = beta = self.controller.value
+        # Sample rl.samples_per_prompt completions of each prompt with the generation backend, score them (the
+        # reward source, then rl.unfinished), and take π_old's and π_ref's log-probs, the values and the
+        # entropy of every response token from no-gradient forward passes.
+        scored, timing = self._sample_and_score(unwrapped(model), prompts, rows, s.samples_per_prompt, seed)
+        # Advantages by rl.advantage with this iteration's β, which each row carries into the loss.
+        beta = self.controller.value
         in_loss = torch.tensor([c.finished or s.unfinished != "drop" for c in scored.completions])
         adv = compute_advantages(scored.scores, scored.old_logps, scored.ref_logps, scored.mask, s, beta,
                                  scored.values, in_loss)
@@ -103,7 +113,7 @@ class RolloutCollector:
                 advantages=adv.advantages[i, :n],
                 returns=None if adv.returns is None else adv.returns[i, :n],
                 old_values=None if scored.values is None else scored.values[i, :n],
-                in_loss=bool(in_loss[i]),
+                in_loss=bool(in_loss[i]), kl_coef=beta,
             ))
         kl_per_completion = adv.kl.sum(dim=1)
         metrics = {**_score_metrics(scored, kl_per_completion), **timing, "reward_penalised": float(adv.rewards.mean()),
@@ -113,7 +123,6 @@ class RolloutCollector:
             metrics["explained_variance"] = explained_variance(scored.values, adv.returns, scored.mask)
         metrics = self._mean_over_processes(metrics)
         metrics["kl_coef"] = beta
-        self.controller.update(metrics["kl"], len(out) * self.state.num_processes)
         if iteration % s.sample_every == 0:
             self._write_samples(iteration, scored)
         metrics["collect_total_seconds"] = time.perf_counter() - began
@@ -171,8 +180,7 @@ class RolloutCollector:
         prompts = [p for p in prompts for _ in range(group)]
         rows = [r for r in rows for _ in range(group)]
         began = time.perf_counter()
-        generator = HFGenerator(actor_critic.policy, self.tokenizer)
-        completions = generator.generate_ids(rows, dataclasses.replace(gen, seed=seed))
+        completions = self.generator.generate_ids(rows, dataclasses.replace(gen, seed=seed))
         generated = time.perf_counter()
         raw = self.reward(prompts, completions).float()
         monitors = {name: monitor(prompts, completions) for name, monitor in self.monitors.items()}

@@ -1,7 +1,9 @@
 """Sampling replies from a policy: the :class:`GenerationBackend` seam and its transformers implementation.
 
 Whatever samples from a policy (win rates, RL rollouts, AI feedback) asks a backend for one reply per
-prompt. :class:`HFGenerator` runs ``model.generate`` with a KV cache on the model's own device.
+prompt. :class:`HFGenerator` runs ``model.generate`` with a KV cache on the model's own device. Online
+RL builds its backend once (``run_rl``), hands it to the rollout collector, and calls its
+``sync_weights`` after each iteration's updates.
 """
 
 from __future__ import annotations
@@ -70,7 +72,8 @@ class Completion:
 
 class GenerationBackend(Protocol):
     """Samples one reply per prompt. This is the seam where a faster engine (vLLM on a GPU) plugs in:
-    anything with this ``generate`` can stand in for :class:`HFGenerator`."""
+    anything with these methods can stand in for :class:`HFGenerator`. Each completion carries its
+    token ids and, for RL, the sampler's log-probability of each token."""
 
     def generate(self, prompts: Sequence[tuple[dict, ...]], config: GenerationConfig) -> list[Completion]:
         """One completion per prompt, in the order of ``prompts``.
@@ -82,6 +85,12 @@ class GenerationBackend(Protocol):
 
     def generate_ids(self, rows: Sequence[Sequence[int]], config: GenerationConfig) -> list[Completion]:
         """One completion per prompt given as token ids (already rendered and cut), in input order."""
+        ...
+
+    def sync_weights(self, model: PreTrainedModel) -> None:
+        """Sample from ``model``'s current weights from now on: called with the policy after each RL
+        iteration's updates. A backend that holds its own copy of the weights (a vLLM engine or server)
+        loads them here; one that samples from ``model`` itself has nothing to do."""
         ...
 
 
@@ -106,6 +115,13 @@ class HFGenerator:
             raise AlignkitError(f"tokenizer of {tokenizer.name_or_path}: no eos or {END_OF_TURN} token to stop at")
         pad = tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.stop_ids[0]
+
+    def sync_weights(self, model: PreTrainedModel) -> None:
+        """Nothing to do: this backend samples in process from the model it was built with, the one
+        being trained, so every update is already in its weights (another model is an error)."""
+        if model is not self.model:
+            raise AlignkitError(f"HFGenerator samples from the model it was built with ({self.model.name_or_path}) "
+                                "and cannot take another's weights; build it from the policy being trained")
 
     @torch.no_grad()
     def generate(self, prompts: Sequence[tuple[dict, ...]], config: GenerationConfig) -> list[Completion]:

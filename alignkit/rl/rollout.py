@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import torch
 
 from alignkit.config import RLSettings
-from alignkit.rl.advantages import gae, group_advantages, per_token_rewards, rloo_advantages
+from alignkit.rl.estimators import advantage_estimator, advantage_name
 from alignkit.rl.kl import kl_estimate
-from alignkit.tensors import IGNORE_INDEX, masked_whiten
+from alignkit.tensors import IGNORE_INDEX
 
 PER_TOKEN = ("old_logps", "ref_logps", "advantages", "returns", "old_values")
 
@@ -25,7 +25,9 @@ PER_TOKEN = ("old_logps", "ref_logps", "advantages", "returns", "old_values")
 class RolloutRow:
     """One completion ready for updates: its sequence, where the response starts, and per-token
     tensors over its R response tokens (``returns`` and ``old_values`` only with a value model).
-    ``in_loss`` False leaves its tokens out of the loss (``rl.unfinished: drop``)."""
+    ``in_loss`` False leaves its tokens out of the loss (``rl.unfinished: drop``). ``kl_coef``: the
+    β of the iteration that collected it, the weight of the KL term in the loss (``rl.kl_penalty:
+    loss``); 0, no KL term."""
 
     input_ids: list[int]
     prompt_length: int
@@ -35,6 +37,7 @@ class RolloutRow:
     returns: torch.Tensor | None = None
     old_values: torch.Tensor | None = None
     in_loss: bool = True
+    kl_coef: float = 0.0
 
     @property
     def response_length(self) -> int:
@@ -45,7 +48,8 @@ def collate_rollouts(rows: list[RolloutRow], pad_token_id: int) -> dict[str, tor
     """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` (response tokens, else IGNORE),
     (B, T); ``response_mask`` (the response tokens of the rows in the loss) and each per-token field
     present on the rows in the next-token frame, (B, T - 1); ``logits_from``, the first position whose
-    logits are needed (the shortest prompt's last token); ``num_rows`` and ``num_tokens`` (non-pad tokens)."""
+    logits are needed (the shortest prompt's last token); ``kl_coef``, each row's β, (B,); ``num_rows``
+    and ``num_tokens`` (non-pad tokens)."""
     width = max(len(row.input_ids) for row in rows)
     batch = {
         "input_ids": torch.full((len(rows), width), pad_token_id, dtype=torch.long),
@@ -64,6 +68,7 @@ def collate_rollouts(rows: list[RolloutRow], pad_token_id: int) -> dict[str, tor
         batch["response_mask"][i, p - 1 : n - 1] = row.in_loss
         for name in fields:
             batch[name][i, p - 1 : n - 1] = getattr(row, name)
+    batch["kl_coef"] = torch.tensor([row.kl_coef for row in rows], dtype=torch.float32)
     batch["logits_from"] = torch.tensor(min(row.prompt_length for row in rows) - 1)
     batch["num_rows"] = torch.tensor(len(rows))
     batch["num_tokens"] = batch["attention_mask"].sum()
@@ -106,19 +111,21 @@ def compute_advantages(
     values: torch.Tensor | None = None,
     in_loss: torch.Tensor | None = None,
 ) -> Advantages:
-    """Advantages of one iteration's completions (completions of one prompt contiguous).
+    """Advantages of one iteration's completions (completions of one prompt contiguous), by the
+    estimator ``rl.advantage`` names (:mod:`alignkit.rl.estimators`; unset: the algo's).
 
     ``scores``: (N,) sequence rewards (reward model, function or checker, penalties applied);
-    whitened and clipped first when the settings ask. With ``kl_penalty: reward``:
-
-    - ppo: r_t = -β kl_t + [t = last] R, then GAE(γ, λ) on ``values`` (Ziegler et al. 2019);
-    - grpo / rloo: R ← R - β Σ_t kl_t, then the group or leave-one-out baseline, broadcast over tokens.
-
-    With ``kl_penalty: loss`` the rewards carry no KL (the update adds β·kl_t to the loss instead).
-    ``in_loss``: (N,) bool, the completions whose tokens carry a loss (default all); the others get
-    zero advantages but still count in their group's baseline. PPO's advantages are whitened over the
-    valid tokens of the completions in the loss when ``whiten_advantages``.
+    whitened and clipped first when the settings ask. With ``kl_penalty: reward`` the estimator
+    subtracts β·kl (β = ``kl_coef``, kl by ``rl.kl_estimator``): per token for gae, summed over the
+    reply for the sequence-level ones; with ``kl_penalty: loss`` the rewards carry no KL (the update
+    adds β·kl_t to the loss instead). ``values``: (N, R_max), for an estimator that reads a value
+    model. ``in_loss``: (N,) bool, the completions whose tokens carry a loss (default all); the
+    others get zero advantages but still count in their group's baseline, and gae whitens over the
+    valid tokens of the completions in the loss.
     """
+    estimator = advantage_estimator(settings)
+    if estimator.needs_values and values is None:
+        raise ValueError(f"the {advantage_name(settings)} advantage estimator needs the value model's values")
     rewards = scores.float()
     if settings.whiten_rewards:
         rewards = (rewards - rewards.mean()) / (rewards.std() + 1e-8) if rewards.numel() > 1 else rewards * 0
@@ -127,16 +134,5 @@ def compute_advantages(
     kl = kl_estimate(old_logps, ref_logps, settings.kl_estimator, mask)
     beta = kl_coef if settings.kl_penalty == "reward" else 0.0
     trained = mask if in_loss is None else mask & in_loss.unsqueeze(1)
-    if settings.algo == "ppo":
-        token_rewards = per_token_rewards(rewards, kl, mask, beta)
-        advantages, returns = gae(token_rewards, values, mask, settings.gamma, settings.lam)
-        if settings.whiten_advantages and int(trained.sum()) > 1:
-            advantages = masked_whiten(advantages, trained)
-        return Advantages(advantages * trained, returns, kl, rewards)
-    penalised = rewards - beta * kl.sum(dim=1)
-    group = settings.samples_per_prompt
-    if settings.algo == "grpo":
-        sequence = group_advantages(penalised, group, normalise_std=settings.group_scale == "std")
-    else:
-        sequence = rloo_advantages(penalised, group)
-    return Advantages(sequence.unsqueeze(1) * trained, None, kl, penalised)
+    advantages, returns, penalised = estimator.estimate(rewards, kl, mask, trained, beta, values, settings)
+    return Advantages(advantages, returns, kl, penalised)

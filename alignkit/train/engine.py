@@ -7,9 +7,9 @@ FSDP/DeepSpeed through ``accelerate launch``), accumulation, clipping, AdamW, th
 evaluation, checkpoints and exact resume, NaN checks, logging and the final model folder.
 
 Offline algorithms (SFT, reward models, DPO) train on a fixed list of rows (:meth:`Engine.fit`); one
-round of the loop is one optimizer step. Online RL (:meth:`Engine.fit_online`) adds a
-:class:`Collector`: each round (an RL iteration) collects fresh rows with the current policy, then
-runs a fixed number of optimizer steps over them.
+round of the loop is one optimizer step. Online RL (:meth:`Engine.fit_online`) runs one of its
+iterations each round: the iteration collects fresh rows with the current policy and trains on them
+with :meth:`Engine.update_epochs` (``alignkit.train.rl.ppo_iteration``).
 
 Loss normalisation. Each micro-batch returns the *sum* of its per-unit losses. Before the first
 forward of an optimizer step the engine counts the units of the whole global batch (all
@@ -93,17 +93,8 @@ class RowCountedStep:
         return int(batch["num_tokens"])
 
 
-class Collector(Protocol):
-    """What online RL adds: fresh rows each iteration, made with the model being trained."""
-
-    def updates_per_iteration(self, num_processes: int) -> int:
-        """Optimizer steps each iteration runs over its rows."""
-
-    def collect(self, model: torch.nn.Module, iteration: int) -> tuple[list[Any], dict[str, float]]:
-        """This process's rows for ``iteration`` (0-based) and the metrics of collecting them."""
-
-    def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
-        """Held-out metrics (``eval_*``), or {} when there is nothing to evaluate."""
+class Stateful(Protocol):
+    """What online RL checkpoints besides the model, optimizer and schedule (e.g. its KL coefficient)."""
 
     def state_dict(self) -> dict: ...
 
@@ -157,34 +148,33 @@ class Engine:
         evaluate = (lambda: self.evaluate(eval_rows)) if eval_rows else None
         return self._loop(total, total, train_round, evaluate, self.step.evaluate_at_start, resume, merge_lora)
 
-    def fit_online(self, collector: Collector, iterations: int, *, resume: bool = False,
-                   merge_lora: bool = True) -> RunResult:
-        """``iterations`` rounds of: collect rows with the current model, then ``updates_per_iteration``
-        optimizer steps over them (each process shuffles and batches its own rows; ``train.batch_size``
-        counts rows across processes). Metrics of a round: the collector's, plus the mean over its
-        optimizer steps of the step's metrics. The collector's state is checkpointed with the model."""
-        cfg, acc = self.config, self.accelerator
-        updates = collector.updates_per_iteration(acc.num_processes)
-        local_batch = cfg.batch_size // acc.num_processes
-        acc.register_for_checkpointing(collector)
+    def fit_online(self, iteration: Callable[[int], tuple[dict[str, float], int]], iterations: int,
+                   updates_per_iteration: int, evaluate: Callable[[], dict[str, float]], state: Stateful, *,
+                   resume: bool = False, merge_lora: bool = True) -> RunResult:
+        """``iterations`` rounds of ``iteration(i)``, one RL iteration: it collects rows with the current
+        model, trains on them with :meth:`update_epochs` (``updates_per_iteration`` optimizer steps, which
+        the schedule counts) and returns its metrics and the tokens trained on. ``evaluate`` gives
+        ``eval_*`` metrics before and after training; ``state`` is checkpointed with the model."""
+        self.accelerator.register_for_checkpointing(state)
+        return self._loop(iterations, iterations * updates_per_iteration, iteration, evaluate, True, resume,
+                          merge_lora)
 
-        def train_round(iteration: int) -> tuple[dict[str, float], int]:
-            began = time.perf_counter()
-            rows, metrics = collector.collect(self.model, iteration)
-            collected = time.perf_counter()
-            plan = BatchPlan(len(rows), local_batch, cfg.micro_batch_size, 1, cfg.seed + iteration)
-            steps, tokens = [], 0
-            for update in range(updates):
-                batches = [[rows[i] for i in mb] for mb in plan.micro_batches(update, 0)]
-                step_metrics, step_tokens = self._optimizer_step(batches, iteration * updates + update)
-                steps.append(step_metrics)
-                tokens += step_tokens
-            metrics.update({k: sum(m[k] for m in steps) / len(steps) for k in steps[0]})
-            metrics.update(collect_seconds=collected - began, update_seconds=time.perf_counter() - collected)
-            return metrics, tokens
-
-        return self._loop(iterations, iterations * updates, train_round, lambda: collector.evaluate(self.model),
-                          True, resume, merge_lora)
+    def update_epochs(self, rows: list, updates: int, iteration: int) -> tuple[dict[str, float], int]:
+        """``updates`` optimizer steps over this process's ``rows`` (an RL iteration's epochs over
+        minibatches): each pass shuffles the rows anew (``train.seed + iteration``, then the pass) and
+        cuts them into minibatches of ``train.batch_size / processes`` rows, so ``train.batch_size``
+        counts rows across processes. Returns the mean over the steps of each of the step's metrics and
+        the tokens trained on; the steps are numbered from ``iteration · updates``."""
+        cfg = self.config
+        local_batch = cfg.batch_size // self.accelerator.num_processes
+        plan = BatchPlan(len(rows), local_batch, cfg.micro_batch_size, 1, cfg.seed + iteration)
+        steps, tokens = [], 0
+        for update in range(updates):
+            batches = [[rows[i] for i in mb] for mb in plan.micro_batches(update, 0)]
+            step_metrics, step_tokens = self._optimizer_step(batches, iteration * updates + update)
+            steps.append(step_metrics)
+            tokens += step_tokens
+        return {k: sum(m[k] for m in steps) / len(steps) for k in steps[0]}, tokens
 
     def _loop(self, rounds: int, optimizer_steps: int, train_round, evaluate, evaluate_at_start: bool,
               resume: bool, merge_lora: bool) -> RunResult:

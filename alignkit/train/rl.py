@@ -1,10 +1,12 @@
 """Online RL against a reward (stage 3 of RLHF): PPO, GRPO and RLOO on the one engine.
 
-Each iteration the :class:`~alignkit.rl.collector.RolloutCollector` samples completions with the
-current policy, scores them and computes advantages; :class:`RLStep` then turns minibatches of those
+:func:`ppo_iteration` is one iteration, top to bottom: the
+:class:`~alignkit.rl.collector.RolloutCollector` samples completions of the current policy with the
+generation backend, scores them and computes advantages; :class:`RLStep` turns minibatches of those
 rows into the clipped surrogate loss (plus the value loss for PPO, the KL term when it is in the loss,
 and the PPO-ptx language-modelling term), with the per-token losses averaged as
-``rl.loss_aggregation`` says.
+``rl.loss_aggregation`` says; then the KL controller sets the next β and the backend gets the
+updated weights.
 
 Batch sizes: an iteration has ``rl.prompts_per_iteration × rl.samples_per_prompt`` completions;
 ``train.batch_size`` completions make one optimizer step, ``train.micro_batch_size`` one forward
@@ -14,11 +16,12 @@ pass; ``rl.ppo_epochs`` passes over the iteration's completions.
 from __future__ import annotations
 
 import itertools
+import time
 
 import torch
 from torch import nn
 
-from alignkit.config import DataConfig, RLConfig
+from alignkit.config import DataConfig, RLConfig, RLSettings
 from alignkit.console import console
 from alignkit.data.collate import collate
 from alignkit.data.prepare import load_split, tokenize_records
@@ -32,6 +35,8 @@ from alignkit.models.reward import ensemble_members
 from alignkit.models.value import ActorCritic, load_critic, value_head
 from alignkit.processes import process_state
 from alignkit.rl.collector import RolloutCollector
+from alignkit.rl.estimators import ADVANTAGE_ESTIMATORS, advantage_estimator, advantage_name
+from alignkit.rl.generation import HFGenerator
 from alignkit.rl.kl import kl_estimate
 from alignkit.rl.rewards import build_reward
 from alignkit.rl.rollout import collate_rollouts
@@ -51,7 +56,6 @@ class RLStep:
         self.temperature = config.generation.temperature
         self.max_len = config.generation.max_new_tokens
         self.pad_token_id = pad_token_id
-        self.kl_coef = config.rl.kl_coef  # the collector sets the coefficient of each iteration
         self.ptx_batches = None
         if ptx_rows:
             self.ptx_batches = _cycle_batches(ptx_rows, config.train.micro_batch_size, pad_token_id)
@@ -79,9 +83,9 @@ class RLStep:
 
         sums = {"clip_fraction": mean_times_units(clipped), "approx_kl": mean_times_units(
             approx_kl(logps.detach(), batch["old_logps"], mask))}
-        if s.kl_penalty == "loss" and self.kl_coef > 0:
+        if s.kl_penalty == "loss" and bool(batch["kl_coef"].any()):  # β of the iteration that collected each row
             kl = kl_estimate(logps, batch["ref_logps"], s.kl_estimator, mask)
-            per_token = per_token + self.kl_coef * kl
+            per_token = per_token + batch["kl_coef"].unsqueeze(1) * kl
             sums["kl_loss"] = mean_times_units(kl)
         total, _ = aggregate(per_token, mask, s.loss_aggregation, self.max_len)
         sums["policy_loss"] = total.detach()
@@ -115,9 +119,7 @@ def _cycle_batches(rows: list, size: int, pad_token_id: int):
 def check_rl_config(config: RLConfig) -> None:
     """ConfigError for settings that cannot work together (nothing is changed silently)."""
     s, gen, train = config.rl, config.generation, config.train
-    if s.algo in ("grpo", "rloo") and s.samples_per_prompt < 2:
-        raise ConfigError(f"rl.samples_per_prompt: {s.algo} compares each completion with the others of its "
-                          f"prompt, so it needs at least 2, got {s.samples_per_prompt}")
+    _check_advantage(s)
     if gen.temperature == 0 or gen.top_p < 1 or gen.top_k > 0:
         raise ConfigError("generation: RL needs the log-probabilities of the sampling distribution, so sample "
                           "with temperature > 0, top_p 1 and top_k 0 (got temperature "
@@ -136,9 +138,31 @@ def check_rl_config(config: RLConfig) -> None:
                           "reward.kind: model; use critic_init: policy")
 
 
+def _check_advantage(s: RLSettings) -> None:
+    """ConfigError for an advantage estimator the algo cannot feed, or a setting of another estimator."""
+    name, estimator = advantage_name(s), advantage_estimator(s)
+    if estimator.grouped and s.samples_per_prompt < 2:
+        raise ConfigError(f"rl.samples_per_prompt: {s.algo} compares each completion with the others of its "
+                          f"prompt (the {name} advantage), so it needs at least 2, got {s.samples_per_prompt}")
+    if estimator.needs_values and s.algo != "ppo":
+        raise ConfigError(f"rl.advantage: {name} needs a value model, which only rl.algo: ppo trains "
+                          f"(rl.algo is {s.algo!r})")
+    if not estimator.needs_values and s.algo == "ppo":
+        raise ConfigError(f"rl.advantage: {name} reads no value model, and rl.algo: ppo trains one; use "
+                          "rl.algo: grpo or rloo")
+    defaults = RLSettings()
+    for other, entry in ADVANTAGE_ESTIMATORS.items():
+        moved = [key for key in entry.reads if key not in estimator.reads and getattr(s, key) != getattr(defaults, key)]
+        if moved:
+            raise ConfigError(f"rl.{moved[0]} is {getattr(s, moved[0])!r}, but it acts only with the {other} "
+                              f"advantage (rl.advantage is {name!r}); remove it or change rl.advantage")
+
+
 def run_rl(config: RLConfig, *, resume: bool = False) -> RunResult:
     """Optimise ``config.model`` against ``config.reward`` with ``config.rl.algo``; write the run folder."""
     check_rl_config(config)
+    if config.rl.advantage is None:
+        console.print(f"rl.advantage: not set, {config.rl.algo}'s estimator {advantage_name(config.rl)}")
     run_dir = prepare_run_dir(config, resume=resume)
     tokenizer = load_stage_tokenizer(config.model)
     train_records, eval_records = load_split(config.data, "prompt", seed=config.train.seed)
@@ -159,9 +183,35 @@ def run_rl(config: RLConfig, *, resume: bool = False) -> RunResult:
     ptx_rows = _ptx_rows(config, tokenizer) if config.rl.ptx_coef > 0 else None
     step = RLStep(config, tokenizer.pad_token_id, ptx_rows)
     reward = build_reward(config.reward, device)
-    collector = RolloutCollector(config, prompts, eval_prompts, tokenizer, reward, reference, step, run_dir)
     engine = Engine(model, tokenizer, step, config.train, run_dir)
-    return engine.fit_online(collector, config.rl.iterations, resume=resume, merge_lora=config.lora.merge_on_save)
+    generator = HFGenerator(unwrapped(engine.model).policy, tokenizer)
+    collector = RolloutCollector(config, prompts, eval_prompts, tokenizer, reward, reference, generator, run_dir)
+    updates = collector.updates_per_iteration(engine.accelerator.num_processes)
+    return engine.fit_online(lambda i: ppo_iteration(engine, collector, i, updates), config.rl.iterations, updates,
+                             lambda: collector.evaluate(engine.model), collector, resume=resume,
+                             merge_lora=config.lora.merge_on_save)
+
+
+def ppo_iteration(engine: Engine, collector: RolloutCollector, iteration: int,
+                  updates: int) -> tuple[dict[str, float], int]:
+    """One RL iteration in the order it runs (as the loop of CleanRL's ppo.py); GRPO and RLOO run the
+    same iteration with their advantage estimator and no value model. Returns the iteration's metrics
+    and the tokens its ``updates`` optimizer steps trained on."""
+    began = time.perf_counter()
+    # 1. Rollouts, without gradient: sample rl.samples_per_prompt completions of each of this iteration's
+    #    prompts with the generation backend; score them (reward source, rl.unfinished); old and reference
+    #    log-probs (and values) of every response token; advantages by rl.advantage with this iteration's β.
+    rows, metrics = collector.collect(engine.model, iteration)
+    collected = time.perf_counter()
+    # 2. Updates: rl.ppo_epochs passes over the rows in shuffled minibatches of train.batch_size completions,
+    #    one optimizer step of RLStep.loss each (clipped surrogate, value loss, KL term, PPO-ptx).
+    update_metrics, tokens = engine.update_epochs(rows, updates, iteration)
+    metrics.update(update_metrics, collect_seconds=collected - began, update_seconds=time.perf_counter() - collected)
+    # 3. KL control: the next iteration's β from this one's KL per completion (fixed β: unchanged).
+    collector.controller.update(metrics["kl"], len(rows) * engine.accelerator.num_processes)
+    # 4. Weight sync: the generation backend samples the next iteration from the updated policy.
+    collector.generator.sync_weights(unwrapped(engine.model).policy)
+    return metrics, tokens
 
 
 DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)

@@ -21,7 +21,7 @@ from alignkit.models.reward import ENSEMBLE_FILE
 from alignkit.pipeline.config import PipelineConfig
 from alignkit.pipeline.evaluation import POLICIES, run_evaluation, summarise_evaluation
 from alignkit.train.checkpoint import list_checkpoints
-from alignkit.train.preference import run_dpo
+from alignkit.train.preference import resolved_dpo_config, run_dpo
 from alignkit.train.reward import run_rm
 from alignkit.train.rl import run_rl
 from alignkit.train.sft import run_sft
@@ -31,7 +31,8 @@ from alignkit.train.sft import run_sft
 class Stage:
     """One stage: ``reads`` are the stages whose folders it uses (when one of them runs again, so does this
     one); it cannot run without those of ``requires`` finished; ``run(config, resume)`` writes its folder;
-    ``figure(folder)`` sums up a finished folder in a few words."""
+    ``figure(folder)`` sums up a finished folder in a few words; ``resolve(section)`` is the section with the
+    defaults its command fills in before writing config.yaml (e.g. DPO's β)."""
 
     name: str
     reads: tuple[str, ...]
@@ -40,10 +41,11 @@ class Stage:
     finished: Callable[[Path], bool]
     resumable: Callable[[Path], bool]
     figure: Callable[[Path], str]
+    resolve: Callable[[Any], Any] = lambda section: section
 
     def settings(self, config: PipelineConfig) -> Any:
-        """The stage's section of ``config``: what its folder's config.yaml holds."""
-        return getattr(config, self.name)
+        """The stage's section of ``config`` as its command resolves it: what its folder's config.yaml holds."""
+        return self.resolve(getattr(config, self.name))
 
 
 def wired(config: PipelineConfig) -> PipelineConfig:
@@ -93,11 +95,12 @@ def _ppo_figure(folder: Path) -> str:
     return f"reward {rows[0]['reward']:.3f} → {rows[-1]['reward']:.3f}" if rows else "-"
 
 
-def _training(name: str, trainer: Callable, reads: tuple[str, ...], figure: Callable[[Path], str]) -> Stage:
+def _training(name: str, trainer: Callable, reads: tuple[str, ...], figure: Callable[[Path], str],
+              resolve: Callable[[Any], Any] = lambda section: section) -> Stage:
     def run(config: PipelineConfig, resume: bool) -> Any:
         return trainer(getattr(config, name), resume=resume)
 
-    return Stage(name, reads, reads, run, training_finished, has_checkpoint, figure)
+    return Stage(name, reads, reads, run, training_finished, has_checkpoint, figure, resolve)
 
 
 def _evaluate(config: PipelineConfig, resume: bool) -> None:
@@ -111,7 +114,8 @@ STAGES = (
     _training("rm", run_rm, ("sft",), lambda folder: _change(_report(folder), "eval_accuracy", "held-out accuracy")),
     _training("ppo", run_rl, ("sft", "rm"), _ppo_figure),
     _training("dpo", run_dpo, ("sft",),
-              lambda folder: _change(_report(folder), "eval_reward_accuracy", "held-out reward accuracy")),
+              lambda folder: _change(_report(folder), "eval_reward_accuracy", "held-out reward accuracy"),
+              resolved_dpo_config),
     Stage("eval", ("sft", "rm", *POLICIES), ("sft", "rm"), _evaluate,
           lambda folder: (folder / "eval.json").is_file(), lambda folder: any(folder.glob("*/winrate.json")),
           lambda folder: summarise_evaluation(_report(folder))),

@@ -193,10 +193,15 @@ def with_paper_beta(preference: PreferenceConfig) -> PreferenceConfig:
     return dataclasses.replace(preference, beta=PAPER_BETA[preference.loss])
 
 
+def resolved_dpo_config(config: DPOConfig) -> DPOConfig:
+    """``config`` as a run uses it and writes it to config.yaml: β set (:func:`with_paper_beta`)."""
+    return dataclasses.replace(config, preference=with_paper_beta(config.preference))
+
+
 def run_dpo(config: DPOConfig, *, resume: bool = False) -> RunResult:
     """Optimise ``config.model`` on preference data with ``config.preference.loss``; write the run folder."""
     if config.preference.beta is None:
-        config = dataclasses.replace(config, preference=with_paper_beta(config.preference))
+        config = resolved_dpo_config(config)
         console.print(f"preference.beta: not set, {config.preference.loss}'s default {config.preference.beta}")
     pref = config.preference
     strategy = reference_strategy(pref, config.lora)

@@ -121,18 +121,7 @@ def _add_eval_commands(commands) -> None:
         "Writes hacking.json and the samples to --out.",
     )
     _add_sampling_arguments(hacking, baseline=True)
-    hacking.add_argument("--probes", metavar="FILE.jsonl", help="Sycophancy probes, one {prompt, wrong, correct} "
-                         "per line: the share of replies agreeing with the user's false belief, before and after.")
-    hacking.add_argument("--red-team", metavar="SOURCE", help="Adversarial prompts: a dataset name (advbench) or "
-                         "a .jsonl with one {prompt} per line. Reports the harmful-reply rate of each side, "
-                         "estimated (a heuristic) as the share of non-refusals; with --benign also the share the "
-                         "judge scores below the baseline's median on the ordinary requests; with --ai-judge also "
-                         "the AI judge's win rate of policy over baseline on these prompts.")
-    hacking.add_argument("--benign", metavar="SOURCE", help="Ordinary, harmless requests: a dataset name "
-                         "(alpaca-seed) or a .jsonl of prompts. Reports each side's over-refusal rate, and sets the "
-                         "judge's threshold for --red-team.")
-    hacking.add_argument("--max-red-team", type=int, metavar="N", help="Use the first N prompts of --red-team and "
-                         "of --benign (default: all).")
+    _add_probe_arguments(hacking)
     _add_ai_judge_arguments(hacking, hacking)
     hacking.add_argument("--out", help="Output folder (default: <policy>/hacking-vs-<baseline folder name>).")
     best_of_n = kinds.add_parser(
@@ -160,6 +149,22 @@ def _add_eval_commands(commands) -> None:
     )
     report.add_argument("runs", nargs="+", metavar="RUN_DIR", help="Run folders (each with a metrics.jsonl).")
     report.add_argument("--out", default="report.html", help="The HTML file to write (default: report.html).")
+
+
+def _add_probe_arguments(hacking) -> None:
+    """eval hacking's probe sets: sycophancy probes, red-team prompts and ordinary requests."""
+    hacking.add_argument("--probes", metavar="FILE.jsonl", help="Sycophancy probes, one {prompt, wrong, correct} "
+                         "per line: the share of replies agreeing with the user's false belief, before and after.")
+    hacking.add_argument("--red-team", metavar="SOURCE", help="Adversarial prompts: a dataset name (advbench) or "
+                         "a .jsonl with one {prompt} per line. Reports the harmful-reply rate of each side, "
+                         "estimated (a heuristic) as the share of non-refusals; with --benign also the share the "
+                         "judge scores below the baseline's median on the ordinary requests; with --ai-judge also "
+                         "the AI judge's win rate of policy over baseline on these prompts.")
+    hacking.add_argument("--benign", metavar="SOURCE", help="Ordinary, harmless requests: a dataset name "
+                         "(alpaca-seed) or a .jsonl of prompts. Reports each side's over-refusal rate, and sets the "
+                         "judge's threshold for --red-team.")
+    hacking.add_argument("--max-red-team", type=int, metavar="N", help="Use the first N prompts of --red-team and "
+                         "of --benign (default: all).")
 
 
 def _add_sampling_arguments(parser, *, baseline: bool, ai_judge: bool = False) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from alignkit.config import DataConfig, DPODataConfig, RLDataConfig, RMDataConfig, SFTDataConfig
+from alignkit.config import ComparisonDataConfig, DataConfig, RLDataConfig, SFTDataConfig
 from alignkit.data.comparisons import drop_identical_pairs, pair_group
 from alignkit.data.prepare import load_split, tokenize_records
 from alignkit.data.tokenize import tokenize_demonstration
@@ -46,7 +46,8 @@ def stage_data(stage: str, max_examples: int | None) -> DataConfig:
     common = {"train": SOURCES[stage], "eval_fraction": 0.0, "max_examples": max_examples, "on_error": "skip"}
     if stage in ("grpo", "ppo"):
         return RLDataConfig(**common)
-    return {"sft": SFTDataConfig, "rm": RMDataConfig, "dpo": DPODataConfig}[stage](**common, max_length=MAX_LENGTH)
+    data_config = SFTDataConfig if stage == "sft" else ComparisonDataConfig
+    return data_config(**common, max_length=MAX_LENGTH)
 
 
 def inputs(stage: str, tokenizer) -> Inputs:

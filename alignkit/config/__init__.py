@@ -13,16 +13,16 @@ alignkit.pipeline.config) and are built from these.
 """
 
 from alignkit.config.base import describe, load_config, load_sections, option, to_dict
-from alignkit.config.dpo import DPOConfig, DPODataConfig, PreferenceConfig
+from alignkit.config.dpo import DPOConfig, PreferenceConfig
 from alignkit.config.generation import GenerationConfig
 from alignkit.config.rl import RewardSourceConfig, RLConfig, RLDataConfig, RLSettings
-from alignkit.config.rm import RewardConfig, RMConfig, RMDataConfig
+from alignkit.config.rm import RewardConfig, RMConfig
 from alignkit.config.sft import SFTConfig, SFTDataConfig
-from alignkit.config.shared import DataConfig, LoraConfig, ModelConfig, TrainConfig, layer_indices
+from alignkit.config.shared import ComparisonDataConfig, DataConfig, LoraConfig, ModelConfig, TrainConfig, layer_indices
 
 __all__ = [
     "DPOConfig",
-    "DPODataConfig",
+    "ComparisonDataConfig",
     "DataConfig",
     "GenerationConfig",
     "LoraConfig",
@@ -32,7 +32,6 @@ __all__ = [
     "RLDataConfig",
     "RLSettings",
     "RMConfig",
-    "RMDataConfig",
     "RewardConfig",
     "RewardSourceConfig",
     "SFTConfig",

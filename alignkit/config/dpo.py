@@ -6,17 +6,7 @@ import dataclasses
 from typing import Literal
 
 from alignkit.config.base import option
-from alignkit.config.shared import DataConfig, LoraConfig, ModelConfig, TrainConfig
-
-
-@dataclasses.dataclass
-class DPODataConfig(DataConfig):
-    """Preference pairs (or KTO's unpaired replies): how long a sequence may be."""
-
-    max_length: int = option(
-        512, "Longest (prompt + reply) sequence in tokens; both replies of a pair keep the same prompt, cut from "
-        "its oldest token first.", min=8
-    )
+from alignkit.config.shared import ComparisonDataConfig, LoraConfig, ModelConfig, TrainConfig
 
 
 @dataclasses.dataclass
@@ -87,8 +77,8 @@ class PreferenceConfig:
         return self.loss != "kto" if self.share_prompt is None else self.share_prompt
 
 
-def _dpo_data() -> DPODataConfig:
-    return DPODataConfig(train="hh-rlhf-harmless", on_error="skip", max_length=384)
+def _dpo_data() -> ComparisonDataConfig:
+    return ComparisonDataConfig(train="hh-rlhf-harmless", on_error="skip", max_length=384)
 
 
 def _dpo_train() -> TrainConfig:
@@ -103,6 +93,6 @@ class DPOConfig:
     output_dir: str = option("runs/dpo", "Folder for the model, metrics, eval.json and the reference cache.")
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     lora: LoraConfig = dataclasses.field(default_factory=LoraConfig)
-    data: DPODataConfig = dataclasses.field(default_factory=_dpo_data)
+    data: ComparisonDataConfig = dataclasses.field(default_factory=_dpo_data)
     train: TrainConfig = dataclasses.field(default_factory=_dpo_train)
     preference: PreferenceConfig = dataclasses.field(default_factory=PreferenceConfig)

@@ -6,17 +6,7 @@ import dataclasses
 from typing import Literal
 
 from alignkit.config.base import option
-from alignkit.config.shared import DataConfig, LoraConfig, ModelConfig, TrainConfig
-
-
-@dataclasses.dataclass
-class RMDataConfig(DataConfig):
-    """Comparisons (pairs or rankings): how long a scored sequence may be."""
-
-    max_length: int = option(
-        512, "Longest (prompt + response) sequence in tokens; every response of a comparison keeps the same prompt, "
-        "cut from its oldest token first.", min=8
-    )
+from alignkit.config.shared import ComparisonDataConfig, LoraConfig, ModelConfig, TrainConfig
 
 
 @dataclasses.dataclass
@@ -47,8 +37,8 @@ class RewardConfig:
         return self.pooling == "last" if self.share_prompt is None else self.share_prompt
 
 
-def _rm_data() -> RMDataConfig:
-    return RMDataConfig(train="hh-rlhf-harmless", on_error="skip", max_length=384)
+def _rm_data() -> ComparisonDataConfig:
+    return ComparisonDataConfig(train="hh-rlhf-harmless", on_error="skip", max_length=384)
 
 
 def _rm_train() -> TrainConfig:
@@ -63,6 +53,6 @@ class RMConfig:
     output_dir: str = option("runs/rm", "Folder for the model (or ensemble members), metrics, eval.json.")
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     lora: LoraConfig = dataclasses.field(default_factory=LoraConfig)
-    data: RMDataConfig = dataclasses.field(default_factory=_rm_data)
+    data: ComparisonDataConfig = dataclasses.field(default_factory=_rm_data)
     train: TrainConfig = dataclasses.field(default_factory=_rm_train)
     reward: RewardConfig = dataclasses.field(default_factory=RewardConfig)

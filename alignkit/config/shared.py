@@ -148,3 +148,12 @@ class DataConfig:
         "raise", "A malformed record stops the run ('raise') or is skipped, counted and reported ('skip')."
     )
 
+
+@dataclasses.dataclass
+class ComparisonDataConfig(DataConfig):
+    """Comparisons (pairs, rankings, or KTO's single replies) for rm and dpo: how long a sequence may be."""
+
+    max_length: int = option(
+        512, "Longest (prompt + reply) sequence in tokens; every reply of a comparison keeps the same prompt, cut "
+        "from its oldest token first.", min=8
+    )

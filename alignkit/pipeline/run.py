@@ -15,6 +15,7 @@ difference is a ConfigError naming the key, so a changed config never meets an o
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -66,6 +67,8 @@ def check_pipeline_config(config: PipelineConfig) -> None:
     """ConfigError for a pipeline that cannot run, before any stage starts."""
     if not config.stages:
         raise ConfigError(f"stages: empty; list some of {', '.join(s.name for s in STAGES)}")
+    if "judge" in config.stages:
+        check_judge_is_disjoint(config)
     if "ppo" in config.stages:
         if config.ppo.reward.kind != "model":
             raise ConfigError(f"ppo.reward.kind: the pipeline scores PPO with its reward model (output_dir/rm), so "
@@ -74,6 +77,32 @@ def check_pipeline_config(config: PipelineConfig) -> None:
             check_rl_config(config.ppo)
         except ConfigError as exc:
             raise ConfigError(f"ppo.{exc}") from None
+
+
+def check_judge_is_disjoint(config: PipelineConfig) -> None:
+    """ConfigError unless the judge trains on the reward model's data, split the same way, but on other pairs:
+    its window [skip_examples, skip_examples + max_examples) of the training split must not meet the reward
+    model's, so both are scored on the same held-out split and the judge has never seen a pair PPO's reward
+    model learned from."""
+    rm, judge = config.rm, config.judge
+    for key in ("train", "eval_fraction", "eval"):
+        if getattr(judge.data, key) != getattr(rm.data, key):
+            raise ConfigError(f"judge.data.{key}: the judge is trained and held out on the reward model's data, so it "
+                              f"must equal rm.data.{key} ({getattr(rm.data, key)!r}), got {getattr(judge.data, key)!r}")
+    if judge.train.seed != rm.train.seed:
+        raise ConfigError(f"judge.train.seed: it seeds the held-out split, so it must equal rm.train.seed "
+                          f"({rm.train.seed}), got {judge.train.seed}")
+    (rm_start, rm_end), (judge_start, judge_end) = _window(rm.data), _window(judge.data)
+    if rm_start < judge_end and judge_start < rm_end:
+        raise ConfigError(f"judge.data.skip_examples: the judge's training pairs [{judge_start}, {judge_end}) overlap "
+                          f"the reward model's [{rm_start}, {rm_end}); set rm.data.max_examples and skip past them "
+                          f"(judge.data.skip_examples >= rm.data.skip_examples + rm.data.max_examples)")
+
+
+def _window(data) -> tuple[int, float]:
+    """The positions [start, end) of the training split a data section uses (end: inf without max_examples)."""
+    end = math.inf if data.max_examples is None else data.skip_examples + data.max_examples
+    return data.skip_examples, end
 
 
 def plan(config: PipelineConfig) -> list[Planned]:

@@ -1,8 +1,9 @@
 """The stages of ``alignkit pipeline`` and how they are linked.
 
-A training stage (sft, rm, ppo, dpo) is its own command run on its section of the pipeline config, once
-:func:`wired` has set the keys of ``PipelineConfig.WIRED``: each stage writes output_dir/<stage>, rm, ppo
-and dpo start from output_dir/sft/model, and ppo is scored by output_dir/rm. Its folder is finished once
+A training stage (sft, rm, judge, ppo, dpo) is its own command run on its section of the pipeline config,
+once :func:`wired` has set the keys of ``PipelineConfig.WIRED``: each stage writes output_dir/<stage>; rm,
+judge, ppo and dpo start from output_dir/sft/model; ppo is scored by output_dir/rm, and the eval stage's
+win rates by output_dir/judge. Its folder is finished once
 ``eval.json`` is there, which the engine writes last, after ``model/`` (an ensemble reward model: once
 ``ensemble.json`` is there, written after every member); a half-finished folder can resume when it holds
 a checkpoint (``train.save_every``), as the command's ``--resume`` does. The eval stage is in evaluation.py.
@@ -17,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alignkit.models.reward import ENSEMBLE_FILE
 from alignkit.pipeline.config import PipelineConfig
 from alignkit.pipeline.evaluation import POLICIES, run_evaluation, summarise_evaluation
+from alignkit.pipeline.folders import training_finished
 from alignkit.train.checkpoint import list_checkpoints
 from alignkit.train.preference import resolved_dpo_config, run_dpo
 from alignkit.train.reward import run_rm
@@ -58,11 +59,6 @@ def wired(config: PipelineConfig) -> PipelineConfig:
 def _replace(config: Any, keys: list[str], value: Any) -> Any:
     inner = value if len(keys) == 1 else _replace(getattr(config, keys[0]), keys[1:], value)
     return dataclasses.replace(config, **{keys[0]: inner})
-
-
-def training_finished(folder: Path) -> bool:
-    """The training stage's folder holds its final model and eval.json (or, an ensemble, its ensemble.json)."""
-    return ((folder / "eval.json").is_file() and (folder / "model").is_dir()) or (folder / ENSEMBLE_FILE).is_file()
 
 
 def has_checkpoint(folder: Path) -> bool:
@@ -112,11 +108,13 @@ def _evaluate(config: PipelineConfig, resume: bool) -> None:
 STAGES = (
     _training("sft", run_sft, (), lambda folder: _change(_report(folder), "eval_loss", "held-out loss")),
     _training("rm", run_rm, ("sft",), lambda folder: _change(_report(folder), "eval_accuracy", "held-out accuracy")),
+    _training("judge", run_rm, ("sft",),
+              lambda folder: _change(_report(folder), "eval_accuracy", "held-out accuracy")),
     _training("ppo", run_rl, ("sft", "rm"), _ppo_figure),
     _training("dpo", run_dpo, ("sft",),
               lambda folder: _change(_report(folder), "eval_reward_accuracy", "held-out reward accuracy"),
               resolved_dpo_config),
-    Stage("eval", ("sft", "rm", *POLICIES), ("sft", "rm"), _evaluate,
+    Stage("eval", ("sft", "rm", "judge", *POLICIES), ("sft", "rm"), _evaluate,
           lambda folder: (folder / "eval.json").is_file(), lambda folder: any(folder.glob("*/winrate.json")),
           lambda folder: summarise_evaluation(_report(folder))),
 )

@@ -71,9 +71,8 @@ class PipelineConfig:
         list(DEFAULT_STAGES),
         "Stages to run, always in the order sft, rm, judge, ppo, dpo, eval (judge: a second reward model on "
         "training pairs disjoint from rm's, the independent judge of the win rates). A finished stage folder is "
-        "reused, a "
-        "half-finished one resumes from its last checkpoint; a stage left out must have finished before when a "
-        "listed stage needs it.",
+        "reused, a half-finished one resumes from its last checkpoint; a stage left out must have finished "
+        "before when a listed stage needs it.",
     )
     sft: SFTConfig = dataclasses.field(default_factory=SFTConfig)
     rm: RMConfig = dataclasses.field(default_factory=RMConfig)

@@ -1,6 +1,9 @@
 """What every stage shows: one console (on stderr, so stdout stays for results), summary tables and
 progress bars."""
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -38,3 +41,11 @@ def progress_bar(*fields: ProgressColumn, enabled: bool = True) -> Progress:
         console=console,
         disable=not enabled,
     )
+
+
+@contextmanager
+def progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar over ``total`` items; yields ``advance(n)``."""
+    with progress_bar() as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)

@@ -24,6 +24,27 @@ class RewardConfig:
         "false: every response as its own padded sequence. Null: on with last pooling, off with mean pooling.",
         only="pooling == last",
     )
+    backbone_layers: int | None = option(
+        None,
+        "Keep only the first N transformer blocks: the final norm and the head read block N's output, and the saved "
+        "model is that smaller model (null: every block). Middle-to-late blocks often carry more of a preference "
+        "than the last one, and fewer blocks are faster.",
+        min=1,
+    )
+    head_only: bool = option(
+        False,
+        "Freeze the backbone: every response's pooled hidden state is computed once, without gradients, and only "
+        "the linear score head is fitted, to the exact optimum of the same loss plus 'head_l2' (L-BFGS). The "
+        "optimiser settings under train (learning_rate, epochs, batch_size, ...) do not apply; micro_batch_size "
+        "sets the feature batch.",
+    )
+    head_l2: float = option(
+        1.0,
+        "Ridge penalty (l2/2)·Σ_j (σ_j w_j)² on the head, σ_j the spread of feature j over the training responses "
+        "(ridge on standardised features).",
+        min=0,
+        only="head_only == true",
+    )
     centering: float = option(
         0.0, "Coefficient of the reward-centring penalty (r_chosen + r_rejected)^2 (Eisenstein et al. 2023).", min=0
     )

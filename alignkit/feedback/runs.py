@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from alignkit.config import DataConfig, to_dict
-from alignkit.console import progress_bar
+from alignkit.console import progress
 from alignkit.data.prepare import load_split
 from alignkit.feedback.backends import build_backend
 from alignkit.feedback.config import FeedbackDataConfig
@@ -45,14 +45,6 @@ def call_seed(base: int, *parts: object) -> int:
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     """``rows`` as JSON lines at ``path``, atomically."""
     return atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
-
-
-@contextmanager
-def progress(description: str, total: int) -> Iterator:
-    """A progress bar over ``total`` items; yields ``advance(n)``."""
-    with progress_bar() as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
 
 
 @contextmanager

@@ -24,6 +24,7 @@ from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
 from alignkit.config import LoraConfig, ModelConfig
 from alignkit.console import console
+from alignkit.errors import ConfigError
 from alignkit.models.attention import model_attention_mask
 from alignkit.models.loading import LoadInfo, load_pretrained_with_info, model_folder
 from alignkit.models.lora import apply_lora
@@ -58,6 +59,14 @@ class RewardModel(nn.Module):
         several to a row with ``position_ids`` and a 4-D mask (:mod:`alignkit.data.shared_prefix`; last
         pooling only), shape (S,).
         """
+        pooled = self.pooled(input_ids, attention_mask, response_mask, position_ids=position_ids, ends=ends)
+        return self.hf_model.score(pooled).squeeze(-1).float()
+
+    def pooled(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_mask: torch.Tensor | None = None,
+        *, position_ids: torch.Tensor | None = None, ends: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """h_pool of each sequence, shape (B, hidden) or (S, hidden): what the score head reads."""
         model = self.hf_model
         backbone = getattr(model, model.base_model_prefix)
         hidden = backbone(input_ids=input_ids, attention_mask=model_attention_mask(model, attention_mask),
@@ -65,22 +74,38 @@ class RewardModel(nn.Module):
         if ends is not None:
             if self.pooling != "last":
                 raise ValueError("rewards of sequences sharing a row need last-token pooling")
-            pooled = hidden[ends]
-        elif self.pooling == "last":
+            return hidden[ends]
+        if self.pooling == "last":
             last = attention_mask.sum(-1) - 1
-            pooled = hidden[torch.arange(hidden.size(0), device=hidden.device), last]
-        else:
-            weights = response_mask.to(hidden.dtype).unsqueeze(-1)
-            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-        return model.score(pooled).squeeze(-1).float()
+            return hidden[torch.arange(hidden.size(0), device=hidden.device), last]
+        weights = response_mask.to(hidden.dtype).unsqueeze(-1)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
 
-def load_reward_model(model_config: ModelConfig, lora: LoraConfig, pooling: str, seed: int) -> RewardModel:
+def keep_first_blocks(net: PreTrainedModel, blocks: int) -> None:
+    """Cut ``net``'s backbone to its first ``blocks`` transformer blocks, in place; the final norm and the
+    head then read block ``blocks``' output. The config says so (``num_hidden_layers``), so the saved
+    folder is a plain, smaller model of the same class."""
+    backbone = getattr(net, net.base_model_prefix)
+    have = len(backbone.layers)
+    if not 1 <= blocks <= have:
+        raise ConfigError(f"reward.backbone_layers: {blocks} asks for more blocks than the model's {have}")
+    backbone.layers = nn.ModuleList(backbone.layers[:blocks])
+    net.config.num_hidden_layers = blocks
+    if getattr(net.config, "layer_types", None) is not None:
+        net.config.layer_types = net.config.layer_types[:blocks]
+
+
+def load_reward_model(model_config: ModelConfig, lora: LoraConfig, pooling: str, seed: int,
+                      backbone_layers: int | None = None) -> RewardModel:
     """A reward model to train, from a causal LM (a new head, randomly initialised from ``seed``, as are
-    LoRA's adapters) or a saved reward model (its trained head). A new head is said in one line."""
+    LoRA's adapters) or a saved reward model (its trained head), cut to its first ``backbone_layers``
+    blocks when given. A new head is said in one line."""
     set_seed(seed)
     net, info = load_pretrained_with_info(model_config, AutoModelForSequenceClassification, num_labels=1)
     _say_new_weights(net, info, model_config.name, seed)
+    if backbone_layers is not None:
+        keep_first_blocks(net, backbone_layers)
     if lora.enabled:
         net = apply_lora(net, lora, task_type="SEQ_CLS")
     return RewardModel(net, pooling)

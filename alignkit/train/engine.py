@@ -112,6 +112,19 @@ class RunResult:
     eval_before: dict[str, float]
     eval_after: dict[str, float]
 
+    def report(self) -> dict:
+        """What a run writes to eval.json: the last step, held-out metrics after and before, loss, speed."""
+        return {
+            "step": self.steps,
+            **self.eval_after,
+            **{f"initial_{k}": v for k, v in self.eval_before.items()},
+            "train_loss_first": self.first_loss,
+            "train_loss_last": self.last_loss,
+            "train_seconds": self.train_seconds,
+            "tokens_per_second": self.tokens_per_second,
+            "peak_memory_mb": self.peak_memory_mb,
+        }
+
 
 class Engine:
     """Trains ``model`` on ``train_rows`` with ``step``; writes the run folder contract into ``run_dir``."""
@@ -212,7 +225,7 @@ class Engine:
             steps=rounds,
             train_seconds=seconds,
             tokens_per_second=tokens / seconds if seconds else 0.0,
-            peak_memory_mb=_peak_memory_mb(acc.device),
+            peak_memory_mb=peak_memory_mb(acc.device),
             first_loss=first_loss,
             last_loss=last_loss,
             eval_before=eval_before,
@@ -331,16 +344,7 @@ class Engine:
             return
         model = self.accelerator.unwrap_model(self.model)
         save_model(self.step.exportable(model), self.tokenizer, self.run_dir / "model", merge_lora=merge_lora)
-        report = {
-            "step": result.steps,
-            **result.eval_after,
-            **{f"initial_{k}": v for k, v in result.eval_before.items()},
-            "train_loss_first": result.first_loss,
-            "train_loss_last": result.last_loss,
-            "train_seconds": result.train_seconds,
-            "tokens_per_second": result.tokens_per_second,
-            "peak_memory_mb": result.peak_memory_mb,
-        }
+        report = result.report()
         atomic_write_json(self.run_dir / "eval.json", report)
         log.close()
         console.print(summary_table(f"{self.step.name}: {self.run_dir}", report))
@@ -355,7 +359,7 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
-def _peak_memory_mb(device: torch.device) -> float:
+def peak_memory_mb(device: torch.device) -> float:
     """Peak GPU memory allocated on CUDA, else the process's peak resident memory."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20

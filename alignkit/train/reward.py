@@ -11,6 +11,7 @@ from alignkit.io import atomic_write_json
 from alignkit.losses.reward import pairwise_reward_loss
 from alignkit.models.reward import ENSEMBLE_FILE, load_reward_model
 from alignkit.train.engine import Engine, RowCountedStep, RunResult, StepOutput
+from alignkit.train.reward_head import check_head_only, run_head_only
 from alignkit.train.run import load_stage_tokenizer, prepare_run_dir
 
 
@@ -50,7 +51,10 @@ class RewardStep(RowCountedStep):
 
 def run_rm(config: RMConfig, *, resume: bool = False) -> list[RunResult]:
     """Train ``reward.ensemble_size`` reward models; one writes ``output_dir/model``, several write
-    ``output_dir/member-i/`` run folders and ``output_dir/ensemble.json`` listing them."""
+    ``output_dir/member-i/`` run folders and ``output_dir/ensemble.json`` listing them. With
+    ``reward.head_only`` the backbone stays frozen and only the head is fitted (:mod:`alignkit.train.reward_head`)."""
+    if config.reward.head_only:
+        check_head_only(config)
     run_dir = prepare_run_dir(config, resume=resume)
     tokenizer = load_stage_tokenizer(config.model)
     kind = "preference" if config.reward.data_format == "pairs" else "ranking"
@@ -66,6 +70,10 @@ def run_rm(config: RMConfig, *, resume: bool = False) -> list[RunResult]:
         )
 
     train_groups, eval_groups = prepare(train_records, "train"), prepare(eval_records, "eval")
+    if config.reward.head_only:
+        model = load_reward_model(config.model, config.lora, config.reward.pooling, config.train.seed,
+                                  config.reward.backbone_layers)
+        return [run_head_only(config, model, tokenizer, train_groups, eval_groups, run_dir)]
     size = config.reward.ensemble_size
     share_prompt = config.reward.shares_prompt()
     results = []
@@ -73,7 +81,8 @@ def run_rm(config: RMConfig, *, resume: bool = False) -> list[RunResult]:
         member_dir = run_dir if size == 1 else run_dir / f"member-{member}"
         train = config.train if size == 1 else _member_train_config(config, member)
         groups = _bootstrap(train_groups, train.seed) if config.reward.bootstrap and size > 1 else train_groups
-        model = load_reward_model(config.model, config.lora, config.reward.pooling, train.seed)
+        model = load_reward_model(config.model, config.lora, config.reward.pooling, train.seed,
+                                  config.reward.backbone_layers)
         step = RewardStep(tokenizer.pad_token_id, config.reward.centering, share_prompt)
         engine = Engine(model, tokenizer, step, train, member_dir)
         results.append(engine.fit(groups, eval_groups, resume=resume, merge_lora=config.lora.merge_on_save))

@@ -1,0 +1,175 @@
+"""A reward model with a frozen backbone: pooled features computed once, the linear head fitted exactly.
+
+Every response's pooled hidden state h (:meth:`RewardModel.pooled`: the last token or the mean over the
+response, after the backbone's final norm) is computed once, without gradients. With r = w · h the head
+then minimises the loss ``alignkit rm`` trains with (:func:`~alignkit.losses.reward.pairwise_reward_loss`:
+Bradley–Terry, margins, soft labels, rankings' pair weights, centring) over the G training groups, plus a
+ridge penalty on standardised features:
+
+    J(w) = L_sum(w) / G  +  (λ/2) Σ_j (σ_j w_j)²
+
+σ_j is the standard deviation of feature j over the training responses. J is convex in w, so L-BFGS in
+float64 finds its optimum; the result is written into the score head, so the saved folder is an ordinary
+reward model whose rewards are exactly w · h. This is a linear probe (Alain & Bengio 2016) fitted by
+regularised logistic regression on feature differences: minutes on a CPU where fine-tuning takes hours.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import torch
+
+from alignkit.config import RMConfig
+from alignkit.console import console, progress, summary_table
+from alignkit.data.comparisons import ComparisonGroup, collate_groups
+from alignkit.errors import ConfigError
+from alignkit.io import atomic_write_json
+from alignkit.losses.reward import pairwise_reward_loss
+from alignkit.models.loading import save_model
+from alignkit.models.reward import RewardModel
+from alignkit.processes import process_state
+from alignkit.train.engine import RunResult, peak_memory_mb
+from alignkit.train.reporting import MetricsLog
+
+STEPPED_TRAIN_KEYS = ("epochs", "max_steps", "batch_size", "learning_rate", "weight_decay", "adam_beta1",
+                      "adam_beta2", "warmup_steps", "schedule", "max_grad_norm", "eval_every", "save_every")
+
+
+@dataclasses.dataclass
+class GroupFeatures:
+    """Pooled features of every response of some comparison groups, and their pairs as indices into them."""
+
+    features: torch.Tensor  # (N, hidden) float64
+    better: torch.Tensor  # (P,)
+    worse: torch.Tensor  # (P,)
+    group_ids: torch.Tensor  # (P,)
+    margin: torch.Tensor  # (P,) NaN: none
+    label: torch.Tensor  # (P,) NaN: none
+    groups: int
+    tokens: int
+
+
+def check_head_only(config: RMConfig) -> None:
+    """A head-only fit has no optimiser steps, adapters or ensemble seeds: settings for those are refused."""
+    if config.lora.enabled:
+        raise ConfigError("lora.enabled: reward.head_only freezes the backbone, so there is nothing for LoRA to "
+                          "adapt; set lora.enabled to false")
+    if config.reward.ensemble_size > 1:
+        raise ConfigError("reward.ensemble_size: members fitted head-only on the same features would be the same "
+                          "model; use 1 with reward.head_only")
+    if process_state().num_processes > 1:
+        raise ConfigError("reward.head_only fits the head in one process; run it without torchrun/accelerate launch")
+    defaults = RMConfig().train
+    moved = [key for key in STEPPED_TRAIN_KEYS if getattr(config.train, key) != getattr(defaults, key)]
+    if moved:
+        raise ConfigError(f"train.{moved[0]}: reward.head_only fits the head exactly, without optimiser steps, so "
+                          f"{', '.join('train.' + k for k in moved)} would do nothing; leave them unset "
+                          "(reward.head_l2 sets the fit)")
+
+
+@torch.no_grad()
+def group_features(model: RewardModel, groups: list[ComparisonGroup], pad_token_id: int,
+                   batch_groups: int, label: str) -> GroupFeatures:
+    """Pool every response of ``groups`` through the frozen backbone, ``batch_groups`` groups at a time,
+    shortest groups first so that a batch pads little (the result lists the groups in that order)."""
+    groups = sorted(groups, key=lambda group: max(len(s.input_ids) for s in group.sequences))
+    model.eval()
+    device = next(model.parameters()).device
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("features", "better", "worse", "group_ids",
+                                                            "margin", "label")}
+    responses = tokens = 0
+    with progress(f"pooling {label}", len(groups)) as advance:
+        for start in range(0, len(groups), batch_groups):
+            chunk = groups[start:start + batch_groups]
+            batch = collate_groups(chunk, pad_token_id)
+            parts["features"].append(model.pooled(batch["input_ids"].to(device), batch["attention_mask"].to(device),
+                                                  batch["response_mask"].to(device)).double().cpu())
+            for key, offset in (("better", responses), ("worse", responses), ("group_ids", start)):
+                parts[key].append(batch[key] + offset)
+            parts["margin"].append(batch["margin"])
+            parts["label"].append(batch["label"])
+            responses += batch["input_ids"].size(0)
+            tokens += int(batch["num_tokens"])
+            advance(len(chunk))
+    return GroupFeatures(**{k: torch.cat(v) for k, v in parts.items()}, groups=len(groups), tokens=tokens)
+
+
+def head_objective(w: torch.Tensor, data: GroupFeatures, l2: float, scale: torch.Tensor,
+                   centering: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """J(w) = L_sum(w) / G + (λ/2) Σ_j (σ_j w_j)², and the per-group metric means (accuracy, margin)."""
+    rewards = data.features @ w
+    loss_sum, sums = pairwise_reward_loss(rewards[data.better], rewards[data.worse], group_ids=data.group_ids,
+                                          margin=data.margin, label=data.label, centering=centering)
+    penalty = 0.5 * l2 * ((scale * w) ** 2).sum()
+    return loss_sum / data.groups + penalty, {k: v / data.groups for k, v in sums.items()}
+
+
+def feature_scale(data: GroupFeatures) -> torch.Tensor:
+    """σ_j: each feature's standard deviation over the responses (1 where a feature is constant)."""
+    spread = data.features.std(0)
+    return torch.where(spread > 0, spread, torch.ones_like(spread))
+
+
+def fit_head(data: GroupFeatures, l2: float, centering: float = 0.0, max_iter: int = 500) -> torch.Tensor:
+    """argmin_w J(w) by L-BFGS with a strong-Wolfe line search, from w = 0; float64, shape (hidden,)."""
+    w = torch.zeros(data.features.size(1), dtype=torch.float64, requires_grad=True)
+    scale = feature_scale(data)
+    optimizer = torch.optim.LBFGS([w], max_iter=max_iter, tolerance_grad=1e-9, tolerance_change=1e-12,
+                                  history_size=20, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss, _ = head_objective(w, data, l2, scale, centering)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return w.detach()
+
+
+def _metrics(w: torch.Tensor, data: GroupFeatures, centering: float) -> dict[str, float]:
+    """The engine's eval metrics of rewards w · h: loss (without the ridge term), accuracy, margin."""
+    loss, sums = head_objective(w, data, 0.0, torch.ones_like(w), centering)
+    return {"loss": float(loss), **{k: float(v) for k, v in sums.items()}}
+
+
+def run_head_only(config: RMConfig, model: RewardModel, tokenizer, train_groups: list, eval_groups: list,
+                  run_dir: Path) -> RunResult:
+    """Fit the head of ``model`` on ``train_groups``; write the run folder contract (config.yaml is already
+    there): model/, metrics.jsonl (step 0: the zero head; step 1: the fitted one) and eval.json.
+    ``config`` has passed :func:`check_head_only`."""
+    device = process_state().device
+    model.to(device)
+    start = time.perf_counter()
+    def pool(groups, label):
+        return group_features(model, groups, tokenizer.pad_token_id, config.train.micro_batch_size, label)
+
+    train = pool(train_groups, "training responses")
+    held = pool(eval_groups, "held-out responses") if eval_groups else None
+    console.print(f"rm: pooled features of {train.features.size(0)} training responses "
+                  f"in {time.perf_counter() - start:.0f} s; fitting the head")
+    centering = config.reward.centering
+    zero = torch.zeros(train.features.size(1), dtype=torch.float64)
+    w = fit_head(train, config.reward.head_l2, centering)
+    seconds = time.perf_counter() - start
+    before = {f"eval_{k}": v for k, v in _metrics(zero, held, centering).items()} if held else {}
+    after = {f"eval_{k}": v for k, v in _metrics(w, held, centering).items()} if held else {}
+    first, last = _metrics(zero, train, centering)["loss"], _metrics(w, train, centering)["loss"]
+    with torch.no_grad():
+        score = model.hf_model.score.weight
+        score.copy_(w.to(score.dtype).unsqueeze(0))
+    save_model(model.net, tokenizer, run_dir / "model")
+    log = MetricsLog(run_dir, resume_step=None, tensorboard=config.train.tensorboard)
+    log.log(0, {"loss": first, **before})
+    log.log(1, {"loss": last, **after})
+    log.close()
+    result = RunResult(steps=1, train_seconds=seconds, tokens_per_second=train.tokens / seconds,
+                       peak_memory_mb=peak_memory_mb(device), first_loss=first, last_loss=last,
+                       eval_before=before, eval_after=after)
+    report = {**result.report(), "head_l2": config.reward.head_l2}
+    atomic_write_json(run_dir / "eval.json", report)
+    console.print(summary_table(f"rm (head only): {run_dir}", report))
+    return result

@@ -1,0 +1,130 @@
+"""A reward model with a frozen backbone: the head's objective, its exact fit, and the run it makes."""
+
+import json
+import math
+
+import pytest
+import torch
+from helpers import planted_pairs, write_jsonl
+from transformers import AutoModelForSequenceClassification
+
+from alignkit.config import RMConfig, load_config
+from alignkit.errors import ConfigError
+from alignkit.models.scorer import RewardScorer
+from alignkit.train.reward import run_rm
+from alignkit.train.reward_head import GroupFeatures, feature_scale, fit_head, head_objective
+
+
+def pairs_of(features, better, worse, groups=None, margin=None, label=None):
+    """GroupFeatures of plain pairs (each its own group unless ``groups`` says otherwise)."""
+    n = len(better)
+    nan = torch.full((n,), math.nan)
+    return GroupFeatures(
+        features=torch.tensor(features, dtype=torch.float64), better=torch.tensor(better), worse=torch.tensor(worse),
+        group_ids=torch.tensor(groups if groups is not None else list(range(n))),
+        margin=nan if margin is None else torch.tensor(margin), label=nan if label is None else torch.tensor(label),
+        groups=len(set(groups)) if groups is not None else n, tokens=0,
+    )
+
+
+def test_the_objective_by_hand():
+    # two pairs, one feature: differences 1 and 1 at w = 0.5 give softplus(-0.5) each; ridge ½·1·(2·0.5)²
+    data = pairs_of([[1.0], [0.0], [2.0], [1.0]], better=[0, 2], worse=[1, 3])
+    loss, metrics = head_objective(torch.tensor([0.5], dtype=torch.float64), data, 1.0, torch.tensor([2.0]))
+    assert float(loss) == pytest.approx(math.log1p(math.exp(-0.5)) + 0.5, abs=1e-12)
+    assert float(metrics["accuracy"]) == 1.0 and float(metrics["margin"]) == pytest.approx(0.5)
+
+
+def test_a_ranking_group_counts_once_and_a_soft_label_is_a_target():
+    # one ranking of three responses (three pairs, each weighted 1/3) and one soft-labelled pair (p = 0.75)
+    data = pairs_of([[3.0], [2.0], [0.0], [1.0], [0.0]], better=[0, 0, 1, 3], worse=[1, 2, 2, 4],
+                    groups=[0, 0, 0, 1], label=[math.nan, math.nan, math.nan, 0.75])
+    w = 0.4
+    ranking = (math.log1p(math.exp(-w)) + math.log1p(math.exp(-3 * w)) + math.log1p(math.exp(-2 * w))) / 3
+    soft = -(0.75 * math.log(1 / (1 + math.exp(-w))) + 0.25 * math.log(1 / (1 + math.exp(w))))
+    loss, _ = head_objective(torch.tensor([w], dtype=torch.float64), data, 0.0, torch.ones(1))
+    assert float(loss) == pytest.approx((ranking + soft) / 2, abs=1e-7)  # pair weights are float32
+
+
+def test_the_fit_reaches_the_optimum_a_slow_search_finds():
+    # J(w) = mean_i softplus(-w d_i) + ½ λ σ² w² in one dimension: J' is increasing, so bisect J' = 0
+    diffs = [1.0, 2.0, -0.5, 0.3, 1.5]
+    features = [[x] for d in diffs for x in (d, 0.0)]
+    data = pairs_of(features, better=list(range(0, 10, 2)), worse=list(range(1, 10, 2)))
+    sigma = float(feature_scale(data)[0])
+    l2 = 0.3
+
+    def slope(w):
+        return sum(-d / (1 + math.exp(w * d)) for d in diffs) / len(diffs) + l2 * sigma**2 * w
+
+    low, high = -10.0, 10.0
+    for _ in range(200):
+        middle = (low + high) / 2
+        low, high = (middle, high) if slope(middle) < 0 else (low, middle)
+    assert float(fit_head(data, l2)[0]) == pytest.approx(low, abs=1e-6)
+
+
+def test_the_ridge_shrinks_the_head():
+    data = pairs_of([[1.0, 0.5], [0.0, 0.0], [2.0, -1.0], [0.5, 0.0]], better=[0, 2], worse=[1, 3])
+    weak, strong = fit_head(data, 0.01), fit_head(data, 10.0)
+    assert strong.norm() < weak.norm() / 10
+
+
+def head_config(model_dir, out, data, *extra):
+    return load_config(RMConfig, None, [
+        f"output_dir={out}", f"model.name={model_dir}", f"data.train={data}", "data.eval_fraction=0.2",
+        "data.max_length=64", "train.micro_batch_size=8", "reward.pooling=mean", "reward.head_only=true",
+        "reward.head_l2=0.1", *extra,
+    ])
+
+
+@pytest.fixture(scope="module")
+def head_run(tiny_model_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("rm-head")
+    data = write_jsonl(root / "pairs.jsonl", planted_pairs(240))
+    out = root / "run"
+    run_rm(head_config(tiny_model_dir, out, data, "reward.backbone_layers=1"))
+    return out
+
+
+def test_a_frozen_backbone_learns_a_planted_preference_and_saves_a_smaller_plain_model(head_run):
+    report = json.loads((head_run / "eval.json").read_text())
+    assert report["eval_accuracy"] >= 0.9 and report["initial_eval_accuracy"] == 0.5
+    assert report["train_loss_last"] < report["train_loss_first"] == pytest.approx(math.log(2))
+    model = AutoModelForSequenceClassification.from_pretrained(head_run / "model")
+    assert model.config.num_hidden_layers == 1 and len(model.model.layers) == 1
+    assert model.config.reward_pooling == "mean"
+    lines = [json.loads(line) for line in (head_run / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [0, 1]
+
+
+def test_the_saved_model_scores_exactly_what_the_fit_reports(head_run):
+    # eval.json's held-out accuracy came from the cached features; the saved folder, scored afresh, agrees
+    from alignkit.evaluate.reward_eval import evaluate_reward_model
+
+    report = json.loads((head_run / "eval.json").read_text())
+    assert evaluate_reward_model(str(head_run), max_length=64)["accuracy"] == pytest.approx(report["eval_accuracy"])
+    scorer = RewardScorer(head_run)
+    first = scorer.score(["Tell me about rivers"] * 2, ["a banana river", "a plain river"])
+    assert first[0] > first[1]
+
+
+@pytest.mark.parametrize("setting, key", [
+    ("lora.enabled=true", "lora.enabled"),
+    ("train.learning_rate=1e-3", "train.learning_rate"),
+    ("train.epochs=3", "train.epochs"),
+    ("reward.ensemble_size=2", "reward.ensemble_size"),
+])
+def test_settings_a_head_only_fit_cannot_use_are_errors(tiny_model_dir, tmp_path, setting, key):
+    data = write_jsonl(tmp_path / "pairs.jsonl", planted_pairs(20))
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        run_rm(head_config(tiny_model_dir, tmp_path / "run", data, setting))
+    assert not (tmp_path / "run" / "model").exists()
+
+
+def test_the_ridge_needs_the_head_only_fit_and_blocks_must_exist(tiny_model_dir, tmp_path):
+    with pytest.raises(ConfigError, match="reward.head_l2"):
+        load_config(RMConfig, None, ["reward.head_l2=2.0"])
+    data = write_jsonl(tmp_path / "pairs.jsonl", planted_pairs(20))
+    with pytest.raises(ConfigError, match="reward.backbone_layers: 9 .* 2"):
+        run_rm(head_config(tiny_model_dir, tmp_path / "run", data, "reward.backbone_layers=9"))

@@ -253,6 +253,22 @@ def test_skip_examples_gives_disjoint_training_slices_of_one_split(tmp_path):
     assert held_out == same_held_out and not set(held_out) & (set(first) | set(second))
 
 
+def test_extra_training_data_is_used_whole_and_leaves_the_held_out_split_alone(tmp_path):
+    from alignkit.config import DataConfig
+    from alignkit.data.prepare import load_split
+
+    rows = write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": f"question {i}"} for i in range(20)])
+    extra = write_jsonl(tmp_path / "more.jsonl", [{"prompt": f"more {i}"} for i in range(5)])
+
+    def split(**keys):
+        train, evaluation = load_split(DataConfig(train=str(rows), eval_fraction=0.2, **keys), "prompt", seed=0)
+        return [r.prompt[0]["content"] for r, _ in train], [r.prompt[0]["content"] for r, _ in evaluation]
+
+    (plain, held_out), (more, same_held_out) = split(max_examples=6), split(max_examples=6, extra_train=[str(extra)])
+    assert held_out == same_held_out
+    assert more == plain + [f"more {i}" for i in range(5)]
+
+
 def test_json_array_and_csv_rows(tmp_path):
     array = tmp_path / "rows.json"
     array.write_text(json.dumps([{"a": 1}, {"a": 2}]))

@@ -3,6 +3,7 @@ reuses every finished stage, half-finished pipelines that resume without redoing
 wired keys, and the two shipped pipeline configs."""
 
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -210,6 +211,8 @@ def test_pipelines_that_cannot_run_are_errors_before_any_stage(override, message
         (["rm.data.max_examples=400"], r"judge.data.skip_examples: the judge's training pairs \[0, inf\) overlap "
          r"the reward model's \[0, 400\)"),
         (["rm.data.max_examples=400", "judge.data.skip_examples=200"], r"\[200, inf\) overlap .* \[0, 400\)"),
+        (["rm.data.max_examples=4", "judge.data.skip_examples=4", "rm.data.extra_train=[pandalm, autoj-pairwise]",
+          "judge.data.extra_train=[pandalm]"], "judge.data.extra_train: pandalm also trains the reward model"),
         (["judge.data.eval_fraction=0.2"], "judge.data.eval_fraction: the judge is trained and held out on the "
          "reward model's data, so it must equal rm.data.eval_fraction"),
         (["rm.data.max_examples=4", "judge.data.skip_examples=4", "judge.train.seed=1"],
@@ -233,8 +236,11 @@ def test_shipped_pipeline_configs_load_and_validate(name, stages):
     root = loaded.output_dir
     assert config.stages == list(stages)
     assert [config.rm.model.name, config.ppo.model.name, config.dpo.model.name] == [f"{root}/sft/model"] * 3
-    assert config.ppo.reward.path == f"{root}/rm" and config.eval.num_prompts <= config.rm.data.max_eval_examples
-    assert all(getattr(config, stage).train.save_every for stage in ("sft", "rm", "ppo", "dpo"))
+    assert config.ppo.reward.path == f"{root}/rm"
+    assert config.eval.num_prompts <= (config.rm.data.max_eval_examples or math.inf)
+    checkpointed = [stage for stage in ("sft", "rm", "ppo", "dpo")  # a head-only fit has no steps to resume
+                    if not (stage == "rm" and config.rm.reward.head_only)]
+    assert all(getattr(config, stage).train.save_every for stage in checkpointed)
 
 
 def test_stage_order_is_the_configs():

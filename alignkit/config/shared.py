@@ -134,6 +134,10 @@ class DataConfig:
         "Training data: a known short name (alpaca-seed, hh-rlhf-harmless, gsm8k), a .jsonl/.jsonl.gz/"
         ".parquet file, a local dataset folder, or a Hugging Face dataset id.",
     )
+    extra_train: list[str] = option(
+        [], "More training data (same forms as 'train'), used whole and never held out: the held-out split is cut "
+        "from 'train' alone, and skip_examples/max_examples apply to 'train' alone."
+    )
     eval: str | None = option(None, "Separate evaluation data (same forms as 'train'); else a held-out split.")
     eval_fraction: float = option(
         0.1, "Fraction of 'train' held out for evaluation.", min=0, max=0.9, only="eval == null"

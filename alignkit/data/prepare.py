@@ -15,7 +15,7 @@ from alignkit.errors import DataError
 
 def load_split(data: DataConfig, kind: str, *, seed: int) -> tuple[list, list]:
     """Training and evaluation ``(record, location)`` pairs of ``kind``: ``data.eval`` if given, else
-    a held-out split of ``data.train``."""
+    a held-out split of ``data.train``; the records of ``data.extra_train`` follow the training ones."""
     loaded = _load(data.train, kind, data.on_error)
     if data.eval is not None:
         train, evaluation = loaded, _load(data.eval, kind, data.on_error)
@@ -24,6 +24,10 @@ def load_split(data: DataConfig, kind: str, *, seed: int) -> tuple[list, list]:
     train = train[data.skip_examples :][: data.max_examples]
     evaluation = evaluation[: data.max_eval_examples]
     console.print(f"data: {data.train}: {len(train)} training and {len(evaluation)} evaluation records")
+    for source in data.extra_train:
+        extra = _load(source, kind, data.on_error)
+        console.print(f"data: {source}: {len(extra)} more training records")
+        train = train + extra
     return train, evaluation
 
 

@@ -92,6 +92,10 @@ def check_judge_is_disjoint(config: PipelineConfig) -> None:
     if judge.train.seed != rm.train.seed:
         raise ConfigError(f"judge.train.seed: it seeds the held-out split, so it must equal rm.train.seed "
                           f"({rm.train.seed}), got {judge.train.seed}")
+    shared = sorted(set(rm.data.extra_train) & set(judge.data.extra_train))
+    if shared:
+        raise ConfigError(f"judge.data.extra_train: {', '.join(shared)} also trains the reward model "
+                          "(rm.data.extra_train); the judge must not have seen its pairs")
     (rm_start, rm_end), (judge_start, judge_end) = _window(rm.data), _window(judge.data)
     if rm_start < judge_end and judge_start < rm_end:
         raise ConfigError(f"judge.data.skip_examples: the judge's training pairs [{judge_start}, {judge_end}) overlap "

@@ -8,6 +8,10 @@ model, LoRA targets and optimiser settings. Both models are then scored by the s
     python benchmarks/rm_trl.py --config configs/rm-smollm2-hh.yaml --out runs/rm-trl
     alignkit eval rm --model runs/rm-trl --data runs/rm-trl/heldout.jsonl
     alignkit eval rm --model runs/rm-smollm2-hh --data runs/rm-trl/heldout.jsonl
+
+``--set key=value`` overrides the config as ``alignkit rm --set`` does (a sweep runs one config many ways);
+with ``lora.enabled: false`` TRL fine-tunes every weight. ``--max-minutes`` stops training at that wall-clock
+budget (after the step that crosses it), so both toolkits can be compared at the same time budget.
 """
 
 import argparse
@@ -20,7 +24,7 @@ from pathlib import Path
 import torch
 from datasets import Dataset
 from peft import LoraConfig
-from transformers import AutoModelForSequenceClassification
+from transformers import AutoModelForSequenceClassification, TrainerCallback
 from trl import RewardConfig, RewardTrainer
 
 from alignkit.config import RMConfig, load_config
@@ -38,8 +42,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    parser.add_argument("--max-minutes", type=float, default=None, help="stop training after this wall-clock time")
     args = parser.parse_args()
-    config = load_config(RMConfig, args.config)
+    config = load_config(RMConfig, args.config, args.set)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -60,8 +66,10 @@ def main() -> None:
     torch.manual_seed(config.train.seed)
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
     lora = config.lora
-    peft_config = LoraConfig(task_type="SEQ_CLS", r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                             **lora_targets(model, lora))
+    peft_config = None
+    if lora.enabled:
+        peft_config = LoraConfig(task_type="SEQ_CLS", r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                                 **lora_targets(model, lora))
     t = config.train
     trainer_args = RewardConfig(
         output_dir=str(out / "trainer"), per_device_train_batch_size=t.micro_batch_size,
@@ -75,6 +83,8 @@ def main() -> None:
     )
     trainer = RewardTrainer(model=model, args=trainer_args, train_dataset=Dataset.from_list(rows),
                             processing_class=tokenizer, peft_config=peft_config)
+    if args.max_minutes is not None:
+        trainer.add_callback(TimeBudget(args.max_minutes * 60))
     start = time.perf_counter()
     result = trainer.train()
     seconds = time.perf_counter() - start
@@ -86,9 +96,25 @@ def main() -> None:
         "tokens_per_second": tokens * t.epochs / seconds,
         "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "train_loss": result.training_loss,
+        "max_minutes": args.max_minutes,
     }
     (out / "trl_report.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
+
+
+class TimeBudget(TrainerCallback):
+    """Ends training after the first optimizer step that finishes past ``seconds`` of wall-clock time."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.start = time.perf_counter()
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if time.perf_counter() - self.start >= self.seconds:
+            control.should_training_stop = True
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from alignkit.config import RMConfig, load_config
 from alignkit.errors import ConfigError
 from alignkit.models.scorer import RewardScorer
 from alignkit.train.reward import run_rm
-from alignkit.train.reward_head import GroupFeatures, feature_scale, fit_head, head_objective
+from alignkit.train.reward_head import GroupFeatures, feature_scale, fit_head, head_objective, select_groups
 
 
 def pairs_of(features, better, worse, groups=None, margin=None, label=None):
@@ -68,6 +68,16 @@ def test_the_ridge_shrinks_the_head():
     data = pairs_of([[1.0, 0.5], [0.0, 0.0], [2.0, -1.0], [0.5, 0.0]], better=[0, 2], worse=[1, 3])
     weak, strong = fit_head(data, 0.01), fit_head(data, 10.0)
     assert strong.norm() < weak.norm() / 10
+
+
+def test_selecting_groups_renumbers_their_responses():
+    # groups 0 (a ranking of three: pairs 0-1, 0-2, 1-2) and 1 (a pair 3-4); keep only group 1
+    data = pairs_of([[0.0], [1.0], [2.0], [3.0], [4.0]], better=[0, 0, 1, 3], worse=[1, 2, 2, 4],
+                    groups=[0, 0, 0, 1], margin=[math.nan, math.nan, math.nan, 0.5])
+    kept = select_groups(data, torch.tensor([False, True]))
+    assert kept.features.tolist() == [[3.0], [4.0]] and kept.groups == 1
+    assert (kept.better.tolist(), kept.worse.tolist(), kept.group_ids.tolist()) == ([0], [1], [0])
+    assert kept.margin.tolist() == [0.5]
 
 
 def head_config(model_dir, out, data, *extra):
@@ -128,3 +138,24 @@ def test_the_ridge_needs_the_head_only_fit_and_blocks_must_exist(tiny_model_dir,
     data = write_jsonl(tmp_path / "pairs.jsonl", planted_pairs(20))
     with pytest.raises(ConfigError, match="reward.backbone_layers: 9 .* 2"):
         run_rm(head_config(tiny_model_dir, tmp_path / "run", data, "reward.backbone_layers=9"))
+
+
+def test_the_sweep_benchmark_finds_the_planted_preference(tiny_model_dir, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    data = write_jsonl(tmp_path / "pairs.jsonl", planted_pairs(120))
+    config = tmp_path / "rm.yaml"
+    config.write_text(f"model: {{name: {tiny_model_dir}}}\ndata: {{train: {data}, eval_fraction: 0.25, "
+                      "max_length: 64}\ntrain: {micro_batch_size: 8}\n")
+    repo = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, str(repo / "benchmarks" / "rm_head_sweep.py"), "--config", str(config),
+                    "--out", str(tmp_path / "sweep"), "--blocks", "1,2", "--l2", "0.1,1", "--folds", "3"],
+                   check=True, cwd=repo)
+    report = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert (report["train_groups"], report["held_out_groups"]) == (90, 30)
+    assert [(r["pooling"], r["block"], r["head_l2"]) for r in report["rows"]] == [
+        (p, b, l2) for p in ("last", "mean") for b in (1, 2) for l2 in (0.1, 1.0)]
+    best = max(report["rows"], key=lambda r: r["cv_accuracy"])
+    assert best["cv_accuracy"] >= 0.8 and best["held_out_accuracy"] >= 0.8

@@ -5,7 +5,13 @@ from dataclasses import replace
 import torch
 
 from alignkit.config import RMConfig
-from alignkit.data.comparisons import collate_groups, drop_identical_pairs, pair_group, ranking_group
+from alignkit.data.comparisons import (
+    ComparisonGroup,
+    collate_groups,
+    drop_identical_pairs,
+    pair_group,
+    ranking_group,
+)
 from alignkit.data.prepare import load_split, tokenize_records
 from alignkit.io import atomic_write_json
 from alignkit.losses.reward import pairwise_reward_loss
@@ -57,19 +63,7 @@ def run_rm(config: RMConfig, *, resume: bool = False) -> list[RunResult]:
         check_head_only(config)
     run_dir = prepare_run_dir(config, resume=resume)
     tokenizer = load_stage_tokenizer(config.model)
-    kind = "preference" if config.reward.data_format == "pairs" else "ranking"
-    train_records, eval_records = load_split(config.data, kind, seed=config.train.seed)
-    to_group = pair_group if kind == "preference" else ranking_group
-
-    def prepare(records, label):
-        if kind == "preference":
-            records = drop_identical_pairs(records, label)
-        return tokenize_records(
-            records, label, lambda r, where: to_group(r, tokenizer, config.data.max_length, where),
-            on_error=config.data.on_error,
-        )
-
-    train_groups, eval_groups = prepare(train_records, "train"), prepare(eval_records, "eval")
+    train_groups, eval_groups = comparison_groups(config, tokenizer)
     if config.reward.head_only:
         model = load_reward_model(config.model, config.lora, config.reward.pooling, config.train.seed,
                                   config.reward.backbone_layers)
@@ -90,6 +84,23 @@ def run_rm(config: RMConfig, *, resume: bool = False) -> list[RunResult]:
         members = [f"member-{i}/model" for i in range(size)]
         atomic_write_json(run_dir / ENSEMBLE_FILE, {"members": members, "bootstrap": config.reward.bootstrap})
     return results
+
+
+def comparison_groups(config: RMConfig, tokenizer) -> tuple[list[ComparisonGroup], list[ComparisonGroup]]:
+    """The training and held-out comparison groups of ``config``'s data, tokenised as training reads them."""
+    kind = "preference" if config.reward.data_format == "pairs" else "ranking"
+    train_records, eval_records = load_split(config.data, kind, seed=config.train.seed)
+    to_group = pair_group if kind == "preference" else ranking_group
+
+    def prepare(records, label):
+        if kind == "preference":
+            records = drop_identical_pairs(records, label)
+        return tokenize_records(
+            records, label, lambda r, where: to_group(r, tokenizer, config.data.max_length, where),
+            on_error=config.data.on_error,
+        )
+
+    return prepare(train_records, "train"), prepare(eval_records, "eval")
 
 
 def _member_train_config(config: RMConfig, member: int):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -71,13 +72,12 @@ def check_head_only(config: RMConfig) -> None:
 
 
 @torch.no_grad()
-def group_features(model: RewardModel, groups: list[ComparisonGroup], pad_token_id: int,
-                   batch_groups: int, label: str) -> GroupFeatures:
-    """Pool every response of ``groups`` through the frozen backbone, ``batch_groups`` groups at a time,
-    shortest groups first so that a batch pads little (the result lists the groups in that order)."""
+def group_features(encode: Callable[[dict[str, torch.Tensor]], torch.Tensor], groups: list[ComparisonGroup],
+                   pad_token_id: int, batch_groups: int, label: str) -> GroupFeatures:
+    """``encode(batch)`` of every response of ``groups`` (a padded batch of :func:`collate_groups` in, one
+    feature row per response out, any trailing shape), ``batch_groups`` groups at a time, shortest groups
+    first so that a batch pads little (the result lists the groups in that order)."""
     groups = sorted(groups, key=lambda group: max(len(s.input_ids) for s in group.sequences))
-    model.eval()
-    device = next(model.parameters()).device
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("features", "better", "worse", "group_ids",
                                                             "margin", "label")}
     responses = tokens = 0
@@ -85,8 +85,7 @@ def group_features(model: RewardModel, groups: list[ComparisonGroup], pad_token_
         for start in range(0, len(groups), batch_groups):
             chunk = groups[start:start + batch_groups]
             batch = collate_groups(chunk, pad_token_id)
-            parts["features"].append(model.pooled(batch["input_ids"].to(device), batch["attention_mask"].to(device),
-                                                  batch["response_mask"].to(device)).double().cpu())
+            parts["features"].append(encode(batch).double().cpu())
             for key, offset in (("better", responses), ("worse", responses), ("group_ids", start)):
                 parts[key].append(batch[key] + offset)
             parts["margin"].append(batch["margin"])
@@ -95,6 +94,31 @@ def group_features(model: RewardModel, groups: list[ComparisonGroup], pad_token_
             tokens += int(batch["num_tokens"])
             advance(len(chunk))
     return GroupFeatures(**{k: torch.cat(v) for k, v in parts.items()}, groups=len(groups), tokens=tokens)
+
+
+def pooled_encoder(model: RewardModel) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
+    """The frozen model's h_pool of each response of a batch: what its score head reads."""
+    model.eval()
+    device = next(model.parameters()).device
+
+    def encode(batch):
+        return model.pooled(batch["input_ids"].to(device), batch["attention_mask"].to(device),
+                            batch["response_mask"].to(device))
+
+    return encode
+
+
+def select_groups(data: GroupFeatures, keep: torch.Tensor) -> GroupFeatures:
+    """The groups whose ``keep`` entry (indexed by group id) is true, with their responses renumbered."""
+    kept_pairs = keep[data.group_ids]
+    rows = torch.unique(torch.cat([data.better[kept_pairs], data.worse[kept_pairs]]))
+    new_row = torch.full((data.features.size(0),), -1, dtype=torch.long)
+    new_row[rows] = torch.arange(rows.numel())
+    new_group = torch.cumsum(keep.long(), 0) - 1
+    return GroupFeatures(features=data.features[rows], better=new_row[data.better[kept_pairs]],
+                         worse=new_row[data.worse[kept_pairs]], group_ids=new_group[data.group_ids[kept_pairs]],
+                         margin=data.margin[kept_pairs], label=data.label[kept_pairs], groups=int(keep.sum()),
+                         tokens=0)
 
 
 def head_objective(w: torch.Tensor, data: GroupFeatures, l2: float, scale: torch.Tensor,
@@ -130,7 +154,7 @@ def fit_head(data: GroupFeatures, l2: float, centering: float = 0.0, max_iter: i
     return w.detach()
 
 
-def _metrics(w: torch.Tensor, data: GroupFeatures, centering: float) -> dict[str, float]:
+def head_metrics(w: torch.Tensor, data: GroupFeatures, centering: float) -> dict[str, float]:
     """The engine's eval metrics of rewards w · h: loss (without the ridge term), accuracy, margin."""
     loss, sums = head_objective(w, data, 0.0, torch.ones_like(w), centering)
     return {"loss": float(loss), **{k: float(v) for k, v in sums.items()}}
@@ -144,8 +168,10 @@ def run_head_only(config: RMConfig, model: RewardModel, tokenizer, train_groups:
     device = process_state().device
     model.to(device)
     start = time.perf_counter()
+    encode = pooled_encoder(model)
+
     def pool(groups, label):
-        return group_features(model, groups, tokenizer.pad_token_id, config.train.micro_batch_size, label)
+        return group_features(encode, groups, tokenizer.pad_token_id, config.train.micro_batch_size, label)
 
     train = pool(train_groups, "training responses")
     held = pool(eval_groups, "held-out responses") if eval_groups else None
@@ -155,9 +181,9 @@ def run_head_only(config: RMConfig, model: RewardModel, tokenizer, train_groups:
     zero = torch.zeros(train.features.size(1), dtype=torch.float64)
     w = fit_head(train, config.reward.head_l2, centering)
     seconds = time.perf_counter() - start
-    before = {f"eval_{k}": v for k, v in _metrics(zero, held, centering).items()} if held else {}
-    after = {f"eval_{k}": v for k, v in _metrics(w, held, centering).items()} if held else {}
-    first, last = _metrics(zero, train, centering)["loss"], _metrics(w, train, centering)["loss"]
+    before = {f"eval_{k}": v for k, v in head_metrics(zero, held, centering).items()} if held else {}
+    after = {f"eval_{k}": v for k, v in head_metrics(w, held, centering).items()} if held else {}
+    first, last = head_metrics(zero, train, centering)["loss"], head_metrics(w, train, centering)["loss"]
     with torch.no_grad():
         score = model.hf_model.score.weight
         score.copy_(w.to(score.dtype).unsqueeze(0))

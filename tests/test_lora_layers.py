@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-from alignkit.config import DPOConfig, LoraConfig, RLConfig, RMConfig, load_config
+from alignkit.config import DPOConfig, LoraConfig, RLConfig, load_config
 from alignkit.errors import ConfigError
 from alignkit.models import apply_lora, build_tiny_model
 from alignkit.pipeline.config import PipelineConfig
@@ -38,8 +38,7 @@ def trainable(model_dir, lora: LoraConfig, task: str = "CAUSAL_LM") -> list[str]
 
 def recipe_loras() -> dict[str, LoraConfig]:
     loras = {name: load_config(cls, REPO / "configs" / f"{name}.yaml").lora for name, cls in [
-        ("rm-smollm2-hh", RMConfig), ("dpo-smollm2-hh", DPOConfig), ("ppo-smollm2-hh", RLConfig),
-        ("grpo-smollm2-gsm8k", RLConfig)]}
+        ("dpo-smollm2-hh", DPOConfig), ("ppo-smollm2-hh", RLConfig), ("grpo-smollm2-gsm8k", RLConfig)]}
     for name in ("quickstart", "pipeline-smollm2-full"):
         pipeline = load_config(PipelineConfig, REPO / "configs" / f"{name}.yaml")
         loras |= {f"{name}.{stage}": getattr(pipeline, stage).lora for stage in ("sft", "rm", "ppo", "dpo")
@@ -49,7 +48,7 @@ def recipe_loras() -> dict[str, LoraConfig]:
 
 def test_every_recipe_names_its_layers_in_the_short_form():
     loras = recipe_loras()
-    assert len(loras) == 11
+    assert len(loras) == 9
     for name, lora in loras.items():
         assert (lora.layers, lora.target_modules) == ("top 8", ["q_proj", "v_proj", "down_proj"]), name
 

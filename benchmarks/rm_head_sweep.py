@@ -120,7 +120,8 @@ def main() -> None:
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     report = {"config": args.config, "overrides": args.set, "train_groups": train.groups,
-              "held_out_groups": held.groups, "pooling_seconds": pooling_seconds, "total_seconds": time.perf_counter() - start, "rows": rows}
+              "held_out_groups": held.groups, "pooling_seconds": pooling_seconds,
+              "total_seconds": time.perf_counter() - start, "rows": rows}
     atomic_write_json(out / "sweep.json", report)
     print(markdown(rows))
 

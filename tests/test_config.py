@@ -101,7 +101,8 @@ SFT_ONLY_DATA = {"packing": "true", "padding_free": "true", "loss_on": "last_ass
 @pytest.mark.parametrize("stage", ["rm", "dpo", "rl"])
 @pytest.mark.parametrize("key", sorted(SFT_ONLY_DATA))
 def test_sft_only_data_keys_are_unknown_to_other_stages(stage, key):
-    with pytest.raises(ConfigError, match=rf"^config: unknown key 'data\.{key}'; valid keys: train, extra_train, eval, "):
+    valid = "train, extra_train, eval, "
+    with pytest.raises(ConfigError, match=rf"^config: unknown key 'data\.{key}'; valid keys: {valid}"):
         load_config(STAGES[stage], None, [f"data.{key}={SFT_ONLY_DATA[key]}"])
     assert load_config(SFTConfig, None, [f"data.{key}={SFT_ONLY_DATA[key]}"])  # SFT reads all three
 

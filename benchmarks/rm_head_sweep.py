@@ -32,7 +32,14 @@ from alignkit.models.attention import model_attention_mask
 from alignkit.models.reward import load_reward_model
 from alignkit.tensors import IGNORE_INDEX
 from alignkit.train.reward import comparison_groups
-from alignkit.train.reward_head import GroupFeatures, fit_head, group_features, head_metrics, select_groups
+from alignkit.train.reward_head import (
+    GroupFeatures,
+    by_length,
+    fit_head,
+    group_features,
+    head_metrics,
+    select_groups,
+)
 from alignkit.train.run import load_stage_tokenizer
 
 POOLINGS = ("last", "mean")
@@ -55,11 +62,6 @@ def block_encoder(model):
         return torch.stack([last, mean], 2)
 
     return encode
-
-
-def by_length(groups):
-    """The order :func:`group_features` lists groups in (it sorts stably, so sorting first changes nothing)."""
-    return sorted(groups, key=lambda group: max(len(s.input_ids) for s in group.sequences))
 
 
 def reply_lengths(groups) -> torch.Tensor:

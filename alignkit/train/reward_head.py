@@ -71,13 +71,18 @@ def check_head_only(config: RMConfig) -> None:
                           "(reward.head_l2 sets the fit)")
 
 
+def by_length(groups: list[ComparisonGroup]) -> list[ComparisonGroup]:
+    """The groups by their longest sequence, shortest first (a stable sort: sorting again changes nothing)."""
+    return sorted(groups, key=lambda group: max(len(s.input_ids) for s in group.sequences))
+
+
 @torch.no_grad()
 def group_features(encode: Callable[[dict[str, torch.Tensor]], torch.Tensor], groups: list[ComparisonGroup],
                    pad_token_id: int, batch_groups: int, label: str) -> GroupFeatures:
     """``encode(batch)`` of every response of ``groups`` (a padded batch of :func:`collate_groups` in, one
     feature row per response out, any trailing shape), ``batch_groups`` groups at a time, shortest groups
     first so that a batch pads little (the result lists the groups in that order)."""
-    groups = sorted(groups, key=lambda group: max(len(s.input_ids) for s in group.sequences))
+    groups = by_length(groups)
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("features", "better", "worse", "group_ids",
                                                             "margin", "label")}
     responses = tokens = 0

@@ -16,7 +16,7 @@ from helpers import planted_pairs, write_jsonl
 
 from alignkit.cli import main
 from alignkit.config import RMConfig, load_config
-from alignkit.evaluate.report import SECTIONS, verdict
+from alignkit.evaluate.report import SECTIONS, conclusion, verdict
 from alignkit.train.reward import run_rm
 
 PLANTED = '<script>alert("gotcha")</script> & <b>bold</b>'
@@ -63,17 +63,18 @@ def test_report_has_every_section_for_every_run(report, runs):
     page, printed, markdown = report
     for title in SECTIONS:
         assert page.count(f"<h3>{title}</h3>") == 2, title
-    rl_part, rm_part = page.split('id="run-1"')
+    summary, runs_part = page.split('id="run-0"')
+    rl_part, rm_part = runs_part.split('id="run-1"')
     assert "<h4>hacking-vs-start</h4>" in rl_part and "winrate-vs-start: win rate over start" in rl_part
     assert "length-matched win rate" in rl_part and "harmful rate" in rl_part and "agreed" in rl_part
     assert f"AI judge ai:{runs['start']}" in rl_part
     assert "observed peak √KL" in rl_part and "monitor_river_share" in rl_part
     assert "before: iteration 0" in rl_part and "after: iteration 3" in rl_part and "before: baseline" in rl_part
     assert "eval_accuracy" in rm_part and "No hacking.json" in rm_part
-    summary = rl_part.split("<h3>Training curves</h3>")[0]
+    assert "<h2>Summary</h2>" in summary and "<td>" + runs["rl"].name + "</td>" in summary
     assert "winrate-vs-start: win rate over start" in summary and "hacking-vs-start: win rate" in summary
     assert summary.count("no change beyond noise") + summary.count("moved ") >= 2
-    assert "No figure with an interval" in rm_part.split("<h3>Training curves</h3>")[0]
+    assert "figures moved beyond noise" in summary or "No figure moved beyond noise" in summary
     images = re.findall(r'<img [^>]*src="([^"]*)"', page)
     # RL run: training curves, win rates, length buckets, curves over training, reward against √KL; RM run: curves
     assert len(images) == 6
@@ -83,6 +84,14 @@ def test_report_has_every_section_for_every_run(report, runs):
     assert printed == markdown + "\n"
     assert markdown.startswith("# alignkit report") and f"## {runs['rm']}" in markdown
     assert "| win rate |" in markdown and "| eval_accuracy |" in markdown and "<script" not in markdown
+
+
+def test_conclusion_names_the_figures_that_moved_or_says_none_did():
+    still = ("rm", "held-out accuracy", 0.55, 0.45, 0.64, 100, verdict(0.45, 0.64))
+    up = ("ppo", "win rate", 0.66, 0.56, 0.75, 100, verdict(0.56, 0.75))
+    accuracy = ("grpo", "accuracy", 0.3, 0.2, 0.4, 100, verdict(0.2, 0.4, None))
+    assert conclusion([still, up, accuracy]) == "1 of 3 figures moved beyond noise: win rate (moved up (above 0.5))."
+    assert conclusion([still, accuracy]).startswith("No figure moved beyond noise")
 
 
 def test_report_is_self_contained(report):

@@ -1,12 +1,13 @@
 """``alignkit eval report``: one self-contained HTML file about one or more run folders, and its Markdown
 summary.
 
-Per run folder, in this order (:data:`SECTIONS`), each section saying so when the run has nothing for it:
+It opens with a summary of every run: each headline figure with a 95% interval (a reward model's held-out
+accuracy and its length-balanced accuracy, win rates, accuracies), a plain verdict (:func:`verdict`):
+"moved" when the interval leaves out the figure's no-effect value (0.5 for an accuracy of pairs or a win
+rate), "no change beyond noise" when it holds it, and one sentence saying which figures moved, or that none
+did and the runs show the mechanics rather than an effect (:func:`conclusion`). Then per run folder, in this
+order (:data:`SECTIONS`), each section saying so when the run has nothing for it:
 
-- a summary: each headline figure with a 95% interval (a reward model's held-out accuracy and its
-  length-balanced accuracy, win rates, accuracies) and a plain verdict (:func:`verdict`): "moved" when the
-  interval leaves out the figure's no-effect value (0.5 for an accuracy of pairs or a win rate), "no change
-  beyond noise" when it holds it;
 - training curves from metrics.jsonl: loss, and where logged reward (with the monitored rewards), KL,
   reply length, β (the KL coefficient) and accuracy, against the step (an RL step is an iteration);
 - eval.json: every figure, with its value before training (``initial_*``) beside it when there is one;
@@ -35,7 +36,7 @@ from alignkit.evaluate.hacking import headline
 from alignkit.evaluate.run_folder import Evaluation, RunFolder, load_run
 from alignkit.io import atomic_write_text
 
-SECTIONS = ("Summary", "Training curves", "Evaluation before and after", "Samples", "Win rates",
+SECTIONS = ("Training curves", "Evaluation before and after", "Samples", "Win rates",
             "Reward-hacking diagnostics")
 
 CURVE_PANELS = (
@@ -74,9 +75,10 @@ def render(runs: list[RunFolder]) -> Document:
     """The report of ``runs`` as a :class:`~alignkit.evaluate.document.Document`."""
     document = Document("alignkit report")
     document.links([(f"run-{i}", str(run.path)) for i, run in enumerate(runs)])
+    _summary(document, runs)
     for i, run in enumerate(runs):
         document.heading(2, str(run.path), anchor=f"run-{i}")
-        sections = (_summary, _curves, _eval_figures, _samples, _win_rates, _hacking)
+        sections = (_curves, _eval_figures, _samples, _win_rates, _hacking)
         for title, section in zip(SECTIONS, sections, strict=True):
             document.heading(3, title, markdown=section is not _samples)
             section(document, run)
@@ -96,17 +98,40 @@ def verdict(low: float, high: float, no_effect: float | None = 0.5) -> str:
     return "no change beyond noise"
 
 
-def _summary(document: Document, run: RunFolder) -> None:
+def conclusion(rows: list[tuple]) -> str:
+    """One sentence on the summary's ``rows`` (``(run, figure, value, low, high, n, verdict)`` each): which
+    figures moved beyond noise, or that none did, so that the runs show the mechanics, not an effect."""
+    moved = [f"{figure} ({verdict_})" for _, figure, *_, verdict_ in rows if verdict_.startswith("moved")]
+    if not moved:
+        return ("No figure moved beyond noise: these runs show that every stage works, not that it changed "
+                "the model.")
+    return f"{len(moved)} of {len(rows)} figures moved beyond noise: {'; '.join(moved)}."
+
+
+def _summary(document: Document, runs: list[RunFolder]) -> None:
+    document.heading(2, "Summary")
+    rows, seen = [], set()
+    for run in runs:
+        for row in _headlines(run):
+            if row not in seen:  # a figure two folders report (the pipeline's eval/ repeats rm_eval) shows once
+                seen.add(row)
+                rows.append((run.path.name, *row))
+    if not rows:
+        document.paragraph("No figure with an interval: evaluate the runs (alignkit eval rm, winrate, hacking, "
+                           "gsm8k) to see whether they moved.", note=True)
+        return
+    document.table(("run", "figure", "value", "95% low", "95% high", "n", "verdict"), rows)
+    document.paragraph(conclusion(rows))
+
+
+def _headlines(run: RunFolder) -> list[tuple]:
+    """``(figure, value, low, high, n, verdict)`` of each headline figure of ``run`` with an interval."""
     rows = _reward_model_headlines(run.eval.get("rm_eval"))
     for evaluation in run.evaluations:
         no_effect = None if evaluation.kind == "accuracy" else 0.5
         rows += [(label, rate, low, high, n, verdict(low, high, no_effect))
                  for label, rate, low, high, n in _intervals(evaluation)]
-    if not rows:
-        document.paragraph("No figure with an interval: evaluate the run (alignkit eval rm, winrate, hacking, "
-                           "gsm8k) to see whether it moved.", note=True)
-        return
-    document.table(("figure", "value", "95% low", "95% high", "n", "verdict"), rows)
+    return rows
 
 
 def _reward_model_headlines(rm_eval: dict | None) -> list[tuple]:

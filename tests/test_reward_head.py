@@ -159,3 +159,28 @@ def test_the_sweep_benchmark_finds_the_planted_preference(tiny_model_dir, tmp_pa
         (p, b, l2) for p in ("last", "mean") for b in (1, 2) for l2 in (0.1, 1.0)]
     best = max(report["rows"], key=lambda r: r["cv_accuracy"])
     assert best["cv_accuracy"] >= 0.8 and best["held_out_accuracy"] >= 0.8
+
+
+def test_the_more_data_benchmark_scores_the_hh_head_elsewhere_and_reuses_its_cache(tiny_model_dir, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    data = write_jsonl(tmp_path / "pairs.jsonl", planted_pairs(80))
+    extra = write_jsonl(tmp_path / "more.jsonl", planted_pairs(30, seed=1))
+    config = tmp_path / "rm.yaml"
+    config.write_text(f"model: {{name: {tiny_model_dir}}}\ndata: {{train: {data}, eval_fraction: 0.25, "
+                      "max_length: 64}\ntrain: {micro_batch_size: 8}\nreward: {pooling: mean, head_only: true}\n")
+    repo = Path(__file__).resolve().parents[1]
+    command = [sys.executable, str(repo / "benchmarks" / "rm_more_data.py"), "--config", str(config),
+               "--extra", str(extra), "--out", str(tmp_path / "out")]
+    subprocess.run(command, check=True, cwd=repo, capture_output=True)
+    report = json.loads((tmp_path / "out" / "more_data.json").read_text())
+    assert report["groups"] == {"hh-train": 60, "hh-held-out": 20, str(extra): 30}
+    assert report["hh_model_on"][str(extra)]["accuracy"] >= 0.8  # the planted word carries over
+    assert set(report["on_hh_held_out"]) == {"hh", f"hh + {extra}"}
+    cache = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out").glob("features-*.pt")}
+    assert sorted(cache) == ["features-hh-held-out.pt", "features-hh-train.pt", "features-more.jsonl.pt"]
+    subprocess.run(command, check=True, cwd=repo, capture_output=True)
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out").glob("features-*.pt")} == cache  # reused
+    assert json.loads((tmp_path / "out" / "more_data.json").read_text())["on_hh_held_out"] == report["on_hh_held_out"]

@@ -24,7 +24,7 @@ from alignkit.rl.checkers import extract_answer, gsm8k_correct
 from alignkit.rl.collector import RolloutCollector
 from alignkit.rl.estimators import ADVANTAGE_ESTIMATORS, advantage_name
 from alignkit.rl.generation import END_OF_TURN, Completion, HFGenerator
-from alignkit.rl.rewards import FunctionReward, GSM8KReward, ModelReward
+from alignkit.rl.rewards import FunctionReward, GSM8KReward, ModelReward, build_monitors
 from alignkit.rl.rollout import RolloutRow, collate_rollouts, compute_advantages, pad_responses, response_frame
 from alignkit.tensors import token_logprobs
 from alignkit.train.rl import RLStep, check_rl_config, run_rl
@@ -302,6 +302,26 @@ def test_the_reward_model_scores_an_unfinished_reply_without_the_end_of_turn(tin
     completions = [Completion("The Nile is", (1,), 1, False), Completion("The Nile is", (1,), 1, True)]
     assert reward(prompts, completions).tolist() == pytest.approx([open_reply, closed], abs=1e-5)
     assert abs(open_reply - closed) > 1e-3  # the end-of-turn token changes the score
+
+
+def test_a_reward_model_monitor_logs_its_scores_and_names_must_differ(tiny_reward_dir, word_policy_dir,
+                                                                         word_prompts, tmp_path):
+    out = tmp_path / "run"
+    run_rl(load_config(RLConfig, None, [
+        f"output_dir={out}", f"model.name={word_policy_dir}", f"data.train={word_prompts}", "data.eval_fraction=0",
+        "reward.kind=function", "reward.function=helpers:river_share", "rl.algo=rloo", "rl.samples_per_prompt=2",
+        "rl.prompts_per_iteration=2", "rl.iterations=1", "rl.sample_every=1", "train.batch_size=4",
+        "train.micro_batch_size=4", "generation.max_new_tokens=6",
+        f"rl.monitors=[{tiny_reward_dir}, helpers:river_share]",
+    ]))
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    reward = ModelReward(RewardSourceConfig(kind="model", path=str(tiny_reward_dir)))
+    expected = reward([Prompt(tuple(row["prompt"])) for row in samples],
+                      [Completion(row["completion"], (1,), 1, row["finished"]) for row in samples])
+    assert [row["monitor_model"] for row in samples] == pytest.approx(expected.tolist(), abs=1e-5)
+    assert all(row["monitor_river_share"] == pytest.approx(row["reward"]) for row in samples)
+    with pytest.raises(ConfigError, match="monitor_model"):
+        build_monitors([str(tiny_reward_dir), f"{tiny_reward_dir}/"], RewardSourceConfig())
 
 
 def collect_once(policy_dir, run_dir, *overrides):

@@ -27,7 +27,7 @@ from alignkit.models.reference import DisabledAdapter, FrozenCopy, logprobs_from
 from alignkit.processes import process_state
 from alignkit.rl.generation import Completion, GenerationBackend, prompt_token_rows
 from alignkit.rl.kl import AdaptiveKLController, FixedKLController, kl_estimate
-from alignkit.rl.rewards import FunctionReward, RewardSource
+from alignkit.rl.rewards import RewardSource, build_monitors
 from alignkit.rl.rollout import RolloutRow, collate_rollouts, compute_advantages, pad_responses, response_frame
 from alignkit.tensors import pearson
 
@@ -64,7 +64,7 @@ class RolloutCollector:
         self.config, self.settings, self.tokenizer = config, s, tokenizer
         self.reward, self.reference, self.generator, self.run_dir = reward, reference, generator, Path(run_dir)
         self.prompts, self.eval_prompts = prompts, eval_prompts
-        self.monitors = {spec.rpartition(":")[2]: FunctionReward(spec) for spec in s.monitors}
+        self.monitors = build_monitors(s.monitors, config.reward, process_state().device)
         max_prompt = config.generation.max_prompt_length
         self.prompt_rows = prompt_token_rows([p.prompt for p in prompts], tokenizer, max_prompt)
         self.eval_rows = prompt_token_rows([p.prompt for p in eval_prompts], tokenizer, max_prompt)

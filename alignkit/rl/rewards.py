@@ -6,9 +6,11 @@ completions (:class:`~alignkit.rl.generation.Completion`) to one float reward pe
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 import torch
@@ -80,6 +82,26 @@ class GSM8KReward:
             raise AlignkitError(f"reward kind gsm8k: prompt {missing} has no reference 'answer' (use data with "
                                 "answers, e.g. data.train: gsm8k)")
         return torch.tensor([float(gsm8k_correct(c.text, p.answer)) for p, c in zip(prompts, completions, strict=True)])
+
+
+def build_monitors(specs: Sequence[str], reward: RewardSourceConfig,
+                   device: torch.device | str = "cpu") -> dict[str, RewardSource]:
+    """The rewards ``rl.monitors`` names, by the name they are logged under: a reward-model folder (run,
+    model or ensemble folder; read as ``reward`` reads its model: the same max_length and batch size) by
+    the folder's name, a ``'module:function'`` by the function's name. ConfigError when two share a name."""
+    monitors: dict[str, RewardSource] = {}
+    for spec in specs:
+        folder = Path(spec)
+        if folder.is_dir():
+            name = folder.name
+            source = ModelReward(dataclasses.replace(reward, kind="model", path=str(folder), combine="mean",
+                                                     length_normalise=False), device)
+        else:
+            name, source = spec.rpartition(":")[2], FunctionReward(spec)
+        if name in monitors:
+            raise ConfigError(f"rl.monitors: two monitors would both be logged as monitor_{name}; rename one")
+        monitors[name] = source
+    return monitors
 
 
 def build_reward(config: RewardSourceConfig, device: torch.device | str = "cpu") -> RewardSource:

@@ -122,20 +122,12 @@ def test_help_lists_only_the_data_keys_of_the_stage(capsys):
     assert "data.packing" not in out and "data.loss_on" not in out and "data.padding_free" not in out
 
 
-def test_reward_share_prompt_with_mean_pooling_is_an_error_naming_both_keys():
-    with pytest.raises(ConfigError) as info:
-        load_config(RMConfig, None, ["reward.pooling=mean", "reward.share_prompt=true"])
-    assert str(info.value) == ("config: 'reward.share_prompt' is True, but it acts only when reward.pooling == last "
-                               "(reward.pooling is 'mean'); remove it or change reward.pooling")
-
-
 @pytest.mark.parametrize(
     ("overrides", "shares"),
-    [([], True), (["reward.pooling=mean"], False), (["reward.share_prompt=false"], False),
-     (["reward.share_prompt=true"], True)],
+    [([], True), (["reward.pooling=mean"], True), (["reward.pooling=mean", "reward.share_prompt=false"], False)],
 )
-def test_reward_share_prompt_default_follows_the_pooling(overrides, shares):
-    assert load_config(RMConfig, None, overrides).reward.shares_prompt() is shares
+def test_reward_share_prompt_is_on_by_default_with_either_pooling(overrides, shares):
+    assert load_config(RMConfig, None, overrides).reward.share_prompt is shares
 
 
 @pytest.mark.parametrize(

@@ -88,6 +88,25 @@ def head_config(model_dir, out, data, *extra):
     ])
 
 
+@pytest.mark.parametrize("pooling", ["last", "mean"])
+def test_features_are_the_same_with_the_prompt_computed_once(tiny_model_dir, tmp_path, pooling):
+    from alignkit.models.reward import load_reward_model
+    from alignkit.train.reward import comparison_groups
+    from alignkit.train.reward_head import group_features, pooled_encoder
+    from alignkit.train.run import load_stage_tokenizer
+
+    data = write_jsonl(tmp_path / "pairs.jsonl", planted_pairs(12))
+    config = head_config(tiny_model_dir, tmp_path / "run", data, f"reward.pooling={pooling}")
+    tokenizer = load_stage_tokenizer(config.model)
+    groups = comparison_groups(config, tokenizer)[0]
+    encode = pooled_encoder(load_reward_model(config.model, config.lora, pooling, seed=0))
+    padded, shared = (group_features(encode, groups, tokenizer.pad_token_id, 4, "test", share_prompt=share)
+                      for share in (False, True))
+    torch.testing.assert_close(shared.features, padded.features, rtol=1e-5, atol=1e-5)
+    assert torch.equal(shared.better, padded.better) and torch.equal(shared.worse, padded.worse)
+    assert shared.features.size(0) == 2 * len(groups)
+
+
 @pytest.fixture(scope="module")
 def head_run(tiny_model_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("rm-head")

@@ -17,7 +17,7 @@ from alignkit.data.tokenize import TokenizedExample
 from alignkit.models import load_causal_lm
 from alignkit.models.attention import additive_mask, model_attention_mask
 from alignkit.models.reference import model_sequence_logprobs
-from alignkit.models.reward import load_reward_model
+from alignkit.models.reward import load_reward_model, shared_layout
 from alignkit.tensors import IGNORE_INDEX, gathered_sequence_logprobs, sequence_logprobs
 from alignkit.train.preference import run_dpo
 from alignkit.train.reward import run_rm
@@ -53,6 +53,9 @@ def test_hand_built_layout():
     assert int(batch["num_sequences"]) == 4
     assert batch["sequence_row"].tolist() == [0, 0, 1, 1]
     assert batch["sequence_end"].tolist() == [3, 4, 2, 4]  # each sequence's last token
+    # (row, column, sequence) of every labelled token itself: what mean pooling averages
+    replies = list(zip(*(batch[k].tolist() for k in ("reply_row", "reply_column", "reply_sequence")), strict=True))
+    assert replies == [(0, 2, 0), (0, 3, 0), (0, 4, 1), (1, 2, 2), (1, 3, 3), (1, 4, 3)]
 
 
 def test_gathered_logprobs_match_hand_values():
@@ -134,9 +137,10 @@ def test_dpo_trains_the_same_with_and_without_the_shared_prompt(tiny_model_dir, 
                        ("loss", "eval_loss", "reward_margin", "logp_chosen", "length_rejected"))
 
 
+@pytest.mark.parametrize("pooling", ["last", "mean"])
 @pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
-def test_shared_layout_gives_the_padded_rewards_and_gradients(tiny_model_dir, attn_implementation):
-    model = load_reward_model(ModelConfig(name=str(tiny_model_dir)), LoraConfig(), "last", seed=0)
+def test_shared_layout_gives_the_padded_rewards_and_gradients(tiny_model_dir, attn_implementation, pooling):
+    model = load_reward_model(ModelConfig(name=str(tiny_model_dir)), LoraConfig(), pooling, seed=0)
     model.hf_model.set_attn_implementation(attn_implementation)
     groups = random_pairs(1)
     groups[0] = (*groups[0], example(groups[0][0].input_ids[:6] + [11, 12], 6))  # a ranking of three
@@ -149,18 +153,19 @@ def test_shared_layout_gives_the_padded_rewards_and_gradients(tiny_model_dir, at
         (rewards * torch.arange(1.0, len(rewards) + 1)).sum().backward()
         return rewards.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
 
-    expected, expected_grads = run(lambda: model(padded["input_ids"], padded["attention_mask"]))
+    expected, expected_grads = run(lambda: model(padded["input_ids"], padded["attention_mask"],
+                                                 padded["labels"] != IGNORE_INDEX))
     rewards, grads = run(lambda: model(shared["input_ids"], shared["attention_mask"],
-                                       position_ids=shared["position_ids"],
-                                       ends=(shared["sequence_row"], shared["sequence_end"])))
+                                       position_ids=shared["position_ids"], **shared_layout(shared)))
     torch.testing.assert_close(rewards, expected, rtol=1e-5, atol=1e-5)
     assert len(grads) == len(expected_grads)
     for grad, expected_grad in zip(grads, expected_grads, strict=True):
         torch.testing.assert_close(grad, expected_grad, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("data_format", ["pairs", "rankings"])
-def test_reward_model_trains_the_same_with_and_without_the_shared_prompt(tiny_model_dir, tmp_path, data_format):
+@pytest.mark.parametrize(("data_format", "pooling"), [("pairs", "last"), ("rankings", "last"), ("rankings", "mean")])
+def test_reward_model_trains_the_same_with_and_without_the_shared_prompt(tiny_model_dir, tmp_path, data_format,
+                                                                          pooling):
     if data_format == "pairs":
         rows = planted_pairs(40)
     else:
@@ -172,6 +177,6 @@ def test_reward_model_trains_the_same_with_and_without_the_shared_prompt(tiny_mo
         runs[share] = tmp_path / share
         run_rm(rm_config(tiny_model_dir, runs[share], data, "train.max_steps=2", "train.batch_size=8",
                          "train.micro_batch_size=4", f"reward.data_format={data_format}",
-                         f"reward.share_prompt={share}"))
+                         f"reward.share_prompt={share}", f"reward.pooling={pooling}"))
     assert_same_curves(read_metrics(runs["true"]), read_metrics(runs["false"]),
                        ("loss", "eval_loss", "accuracy", "eval_accuracy"))

@@ -17,12 +17,11 @@ class RewardConfig:
     pooling: Literal["last", "mean"] = option(
         "last", "Score from the last non-padding token, or the mean over the response tokens."
     )
-    share_prompt: bool | None = option(
-        None,
+    share_prompt: bool = option(
+        True,
         "Run each comparison's prompt through the model once, its responses after it in one row with a mask "
         "that keeps them apart (the same rewards as separate sequences, without the prompt's repeated passes); "
-        "false: every response as its own padded sequence. Null: on with last pooling, off with mean pooling.",
-        only="pooling == last",
+        "false: every response as its own padded sequence.",
     )
     backbone_layers: int | None = option(
         None,
@@ -52,10 +51,6 @@ class RewardConfig:
     bootstrap: bool = option(
         False, "Each ensemble member trains on a bootstrap resample of the training groups.", only="ensemble_size > 1"
     )
-
-    def shares_prompt(self) -> bool:
-        """``share_prompt`` with null resolved: on with last pooling, off with mean pooling."""
-        return self.pooling == "last" if self.share_prompt is None else self.share_prompt
 
 
 def _rm_data() -> ComparisonDataConfig:

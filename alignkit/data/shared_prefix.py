@@ -17,7 +17,9 @@ The labelled tokens are listed flat, N of them over the batch: ``target_row``, `
 column, counted from ``logits_from``, whose logits predict the token), ``target_token`` and
 ``target_sequence`` (the sequence's index in the batch, groups in order, sequences in group order).
 Per sequence, ``sequence_row`` and ``sequence_end`` give the row and column of its last token (where a
-reward model with last-token pooling reads its reward).
+reward model with last-token pooling reads its reward); per labelled token, ``reply_row``, ``reply_column``
+and ``reply_sequence`` give the row and column of the token itself and its sequence (what a reward model
+with mean pooling averages over).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ def collate_shared_prefix(groups: list[Sequence[TokenizedExample]], pad_token_id
     segment = torch.full((rows, length), -1, dtype=torch.long)  # -1 padding, 0 prefix, k + 1 sequence k
     targets: list[tuple[int, int, int, int]] = []
     ends: list[tuple[int, int]] = []
+    replies: list[tuple[int, int, int]] = []
     sequence_index = 0
     for r, (group, s_len) in enumerate(zip(groups, prefixes, strict=True)):
         start = end_of_prefix - s_len
@@ -78,12 +81,17 @@ def collate_shared_prefix(groups: list[Sequence[TokenizedExample]], pad_token_id
                 if sequence.labels[t] != IGNORE_INDEX:
                     source = start + t - 1 if t - 1 < s_len else column + t - 1 - s_len
                     targets.append((r, source - first_kept, sequence.labels[t], sequence_index))
+            replies += [(r, column + t - s_len, sequence_index) for t in range(s_len, len(sequence.labels))
+                        if sequence.labels[t] != IGNORE_INDEX]
             column += len(rest)
             ends.append((r, column - 1 if rest else end_of_prefix - 1))
             sequence_index += 1
     target_row, target_column, target_token, target_sequence = (
         torch.tensor(values, dtype=torch.long) for values in zip(*targets, strict=True)
     ) if targets else (torch.zeros(0, dtype=torch.long) for _ in range(4))
+    reply_row, reply_column, reply_sequence = (
+        torch.tensor(values, dtype=torch.long) for values in zip(*replies, strict=True)
+    ) if replies else (torch.zeros(0, dtype=torch.long) for _ in range(3))
     return {
         "input_ids": input_ids,
         "position_ids": position_ids,
@@ -96,6 +104,9 @@ def collate_shared_prefix(groups: list[Sequence[TokenizedExample]], pad_token_id
         "num_sequences": torch.tensor(sequence_index),
         "sequence_row": torch.tensor([row for row, _ in ends], dtype=torch.long),
         "sequence_end": torch.tensor([end for _, end in ends], dtype=torch.long),
+        "reply_row": reply_row,
+        "reply_column": reply_column,
+        "reply_sequence": reply_sequence,
     }
 
 

@@ -52,34 +52,50 @@ class RewardModel(nn.Module):
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_mask: torch.Tensor | None = None,
         *, position_ids: torch.Tensor | None = None, ends: tuple[torch.Tensor, torch.Tensor] | None = None,
+        replies: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Rewards of right-padded sequences, shape (B,). ``response_mask`` is needed for mean pooling.
 
-        Or, with ``ends`` = (rows, columns) of each sequence's last token, rewards of sequences laid out
-        several to a row with ``position_ids`` and a 4-D mask (:mod:`alignkit.data.shared_prefix`; last
-        pooling only), shape (S,).
+        Or rewards of sequences laid out several to a row with ``position_ids`` and a 4-D mask
+        (:mod:`alignkit.data.shared_prefix`), shape (S,): ``ends`` = (rows, columns) of each sequence's last
+        token, and for mean pooling ``replies`` = (rows, columns, sequences) of every reply token.
         """
-        pooled = self.pooled(input_ids, attention_mask, response_mask, position_ids=position_ids, ends=ends)
+        pooled = self.pooled(input_ids, attention_mask, response_mask, position_ids=position_ids, ends=ends,
+                             replies=replies)
         return self.hf_model.score(pooled).squeeze(-1).float()
 
     def pooled(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_mask: torch.Tensor | None = None,
         *, position_ids: torch.Tensor | None = None, ends: tuple[torch.Tensor, torch.Tensor] | None = None,
+        replies: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """h_pool of each sequence, shape (B, hidden) or (S, hidden): what the score head reads."""
+        """h_pool of each sequence, shape (B, hidden) or (S, hidden): what the score head reads. Mean pooling
+        is (1/|R_s|) Σ_{t ∈ R_s} h_t over sequence s's reply tokens R_s in either layout."""
         model = self.hf_model
         backbone = getattr(model, model.base_model_prefix)
         hidden = backbone(input_ids=input_ids, attention_mask=model_attention_mask(model, attention_mask),
                           position_ids=position_ids, use_cache=False).last_hidden_state
         if ends is not None:
-            if self.pooling != "last":
-                raise ValueError("rewards of sequences sharing a row need last-token pooling")
-            return hidden[ends]
+            if self.pooling == "last":
+                return hidden[ends]
+            if replies is None:
+                raise ValueError("mean pooling of sequences sharing a row needs the reply tokens (replies=...)")
+            rows, columns, sequences = replies
+            sums = hidden.new_zeros(ends[0].numel(), hidden.size(-1)).index_add(0, sequences, hidden[rows, columns])
+            counts = torch.bincount(sequences, minlength=ends[0].numel()).clamp(min=1)
+            return sums / counts.unsqueeze(-1).to(hidden.dtype)
         if self.pooling == "last":
             last = attention_mask.sum(-1) - 1
             return hidden[torch.arange(hidden.size(0), device=hidden.device), last]
         weights = response_mask.to(hidden.dtype).unsqueeze(-1)
         return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
+def shared_layout(batch: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, ...]]:
+    """The keyword arguments ``ends`` and ``replies`` of :meth:`RewardModel.forward` for a batch in the
+    shared-prompt layout (:func:`~alignkit.data.shared_prefix.collate_shared_prefix`), on its device."""
+    return {"ends": (batch["sequence_row"], batch["sequence_end"]),
+            "replies": (batch["reply_row"], batch["reply_column"], batch["reply_sequence"])}
 
 
 def keep_first_blocks(net: PreTrainedModel, blocks: int) -> None:

@@ -15,7 +15,7 @@ from alignkit.data.comparisons import (
 from alignkit.data.prepare import load_split, tokenize_records
 from alignkit.io import atomic_write_json
 from alignkit.losses.reward import pairwise_reward_loss
-from alignkit.models.reward import ENSEMBLE_FILE, load_reward_model
+from alignkit.models.reward import ENSEMBLE_FILE, load_reward_model, shared_layout
 from alignkit.train.engine import Engine, RowCountedStep, RunResult, StepOutput
 from alignkit.train.reward_head import check_head_only, run_head_only
 from alignkit.train.run import load_stage_tokenizer, prepare_run_dir
@@ -38,7 +38,7 @@ class RewardStep(RowCountedStep):
     def loss(self, model, batch) -> StepOutput:
         if self.share_prompt:
             rewards = model(batch["input_ids"], batch["attention_mask"], position_ids=batch["position_ids"],
-                            ends=(batch["sequence_row"], batch["sequence_end"]))
+                            **shared_layout(batch))
         else:
             rewards = model(batch["input_ids"], batch["attention_mask"], batch["response_mask"])
         loss_sum, sums = pairwise_reward_loss(
@@ -69,7 +69,7 @@ def run_rm(config: RMConfig, *, resume: bool = False) -> list[RunResult]:
                                   config.reward.backbone_layers)
         return [run_head_only(config, model, tokenizer, train_groups, eval_groups, run_dir)]
     size = config.reward.ensemble_size
-    share_prompt = config.reward.shares_prompt()
+    share_prompt = config.reward.share_prompt
     results = []
     for member in range(size):
         member_dir = run_dir if size == 1 else run_dir / f"member-{member}"

@@ -30,7 +30,7 @@ from alignkit.errors import ConfigError
 from alignkit.io import atomic_write_json
 from alignkit.losses.reward import pairwise_reward_loss
 from alignkit.models.loading import save_model
-from alignkit.models.reward import RewardModel
+from alignkit.models.reward import RewardModel, shared_layout
 from alignkit.processes import process_state
 from alignkit.train.engine import RunResult, peak_memory_mb
 from alignkit.train.reporting import MetricsLog
@@ -78,10 +78,11 @@ def by_length(groups: list[ComparisonGroup]) -> list[ComparisonGroup]:
 
 @torch.no_grad()
 def group_features(encode: Callable[[dict[str, torch.Tensor]], torch.Tensor], groups: list[ComparisonGroup],
-                   pad_token_id: int, batch_groups: int, label: str) -> GroupFeatures:
-    """``encode(batch)`` of every response of ``groups`` (a padded batch of :func:`collate_groups` in, one
-    feature row per response out, any trailing shape), ``batch_groups`` groups at a time, shortest groups
-    first so that a batch pads little (the result lists the groups in that order)."""
+                   pad_token_id: int, batch_groups: int, label: str, share_prompt: bool = False) -> GroupFeatures:
+    """``encode(batch)`` of every response of ``groups`` (a batch of :func:`collate_groups` in, padded or with
+    ``share_prompt`` in the shared-prompt layout; one feature row per response out, any trailing shape),
+    ``batch_groups`` groups at a time, shortest groups first so that a batch pads little (the result lists
+    the groups in that order)."""
     groups = by_length(groups)
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("features", "better", "worse", "group_ids",
                                                             "margin", "label")}
@@ -89,13 +90,13 @@ def group_features(encode: Callable[[dict[str, torch.Tensor]], torch.Tensor], gr
     with progress(f"pooling {label}", len(groups)) as advance:
         for start in range(0, len(groups), batch_groups):
             chunk = groups[start:start + batch_groups]
-            batch = collate_groups(chunk, pad_token_id)
+            batch = collate_groups(chunk, pad_token_id, share_prompt=share_prompt)
             parts["features"].append(encode(batch).double().cpu())
             for key, offset in (("better", responses), ("worse", responses), ("group_ids", start)):
                 parts[key].append(batch[key] + offset)
             parts["margin"].append(batch["margin"])
             parts["label"].append(batch["label"])
-            responses += batch["input_ids"].size(0)
+            responses += sum(len(group.sequences) for group in chunk)
             tokens += int(batch["num_tokens"])
             advance(len(chunk))
     return GroupFeatures(**{k: torch.cat(v) for k, v in parts.items()}, groups=len(groups), tokens=tokens)
@@ -107,8 +108,11 @@ def pooled_encoder(model: RewardModel) -> Callable[[dict[str, torch.Tensor]], to
     device = next(model.parameters()).device
 
     def encode(batch):
-        return model.pooled(batch["input_ids"].to(device), batch["attention_mask"].to(device),
-                            batch["response_mask"].to(device))
+        batch = {key: value.to(device) for key, value in batch.items()}
+        if "position_ids" in batch:  # the shared-prompt layout
+            return model.pooled(batch["input_ids"], batch["attention_mask"], position_ids=batch["position_ids"],
+                                **shared_layout(batch))
+        return model.pooled(batch["input_ids"], batch["attention_mask"], batch["response_mask"])
 
     return encode
 
@@ -176,7 +180,8 @@ def run_head_only(config: RMConfig, model: RewardModel, tokenizer, train_groups:
     encode = pooled_encoder(model)
 
     def pool(groups, label):
-        return group_features(encode, groups, tokenizer.pad_token_id, config.train.micro_batch_size, label)
+        return group_features(encode, groups, tokenizer.pad_token_id, config.train.micro_batch_size, label,
+                              share_prompt=config.reward.share_prompt)
 
     train = pool(train_groups, "training responses")
     held = pool(eval_groups, "held-out responses") if eval_groups else None

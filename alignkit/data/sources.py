@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from alignkit.data import human_preferences
+from alignkit.data.arithmetic import arithmetic_rows
 from alignkit.data.readers import read_hub_rows, read_jsonl_rows, read_rows
 from alignkit.data.records import RECORD_TYPES
 from alignkit.errors import DataError, RowDropped
@@ -35,20 +36,23 @@ Adapter = Callable[[dict, str], list]
 class DatasetSpec:
     """Where a known dataset lives and how its rows become records.
 
+    ``adapters``: record kind -> adapter.
     ``local``: path under the data root of the local copy, which stands for the split ``local_split``.
     ``hub`` / ``hub_config`` / ``hub_data_dir``: the public copy, for ``datasets.load_dataset``.
-    ``adapters``: record kind -> adapter.
     ``local_reader``: how the local copy is read, when :func:`~alignkit.data.readers.read_rows` would
     misread it (a file whose name does not say its format).
+    ``generated``: for a synthetic dataset, the ``(location, row)`` pairs of its only split, "train",
+    made in code (no local copy, no hub).
     """
 
-    local: str
-    local_split: str
-    hub: str
     adapters: dict[str, Adapter]
+    local: str | None = None
+    local_split: str = "train"
+    hub: str | None = None
     hub_config: str | None = None
     hub_data_dir: str | None = None
     local_reader: Callable[[Path, list | None], Iterator[tuple[str, dict]]] | None = None
+    generated: Callable[[], Iterator[tuple[str, dict]]] | None = None
 
 
 @dataclasses.dataclass
@@ -236,6 +240,18 @@ def _gsm8k_demonstrations(row: dict, location: str) -> list:
     return [RECORD_TYPES["demonstration"].from_row({"prompt": question, "response": response}, location)]
 
 
+def _plain_adapter(kind: str) -> Adapter:
+    """The adapter for sources that already hold rows in the record type's own form."""
+    record_type = RECORD_TYPES[kind]
+    return lambda row, location: [record_type.from_row(row, location)]
+
+
+def _arithmetic_demonstrations(row: dict, location: str) -> list:
+    """User: the question; assistant: the steps, one per line, then ``The answer is X.``, as GSM8K's."""
+    response = "\n".join(row["steps"]) + f"\nThe answer is {row['answer']}."
+    return [RECORD_TYPES["demonstration"].from_row({"prompt": row["prompt"], "response": response}, location)]
+
+
 # ---------------------------------------------------------------- AdvBench
 
 
@@ -297,6 +313,12 @@ DATASETS: dict[str, DatasetSpec] = {
         adapters={"preference": human_preferences.autoj_preferences},
         local_reader=read_jsonl_rows,  # JSON Lines despite the .json name
     ),
+    # One-digit arithmetic with known answers and steps (alignkit.data.arithmetic), made in code.
+    "arithmetic": DatasetSpec(
+        adapters={"prompt": _plain_adapter("prompt"), "steps": _plain_adapter("steps"),
+                  "demonstration": _arithmetic_demonstrations},
+        generated=arithmetic_rows,
+    ),
     # Harmful requests for red-teaming (Zou et al. 2023, AdvBench harmful behaviours).
     "advbench": DatasetSpec(
         local="advbench/harmful_behaviors.csv",
@@ -319,7 +341,12 @@ def data_root() -> Path | None:
 
 
 def _known_rows(name: str, spec: DatasetSpec, split: str, skipped: list | None) -> Iterator[tuple[str, dict]]:
-    """Rows of a known dataset: its local copy when present for ``split``, else the hub's."""
+    """Rows of a known dataset: made in code for a synthetic one, else its local copy when present for
+    ``split``, else the hub's."""
+    if spec.generated is not None:
+        if split != "train":
+            raise DataError(name, f"a synthetic dataset has only the split 'train', not {split!r}")
+        return spec.generated()
     root = data_root()
     local = root / spec.local if root is not None else None
     if local is not None and local.is_file() and split == spec.local_split:
@@ -329,12 +356,6 @@ def _known_rows(name: str, spec: DatasetSpec, split: str, skipped: list | None) 
         return read_rows(str(local), skipped=skipped)
     log.info("%s: no local copy of split %r; loading %s from the Hugging Face hub", name, split, spec.hub)
     return read_hub_rows(spec.hub, split, config=spec.hub_config, data_dir=spec.hub_data_dir)
-
-
-def _plain_adapter(kind: str) -> Adapter:
-    """The adapter for sources that already hold rows in the record type's own form."""
-    record_type = RECORD_TYPES[kind]
-    return lambda row, location: [record_type.from_row(row, location)]
 
 
 # ---------------------------------------------------------------- entry point

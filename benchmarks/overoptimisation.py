@@ -128,6 +128,7 @@ def run_ppo(out: Path, beta: float, iterations: int, gold_spec: str, overrides: 
         f"rl.kl_coef={beta}", "rl.kl_target=null", "rl.kl_horizon=10000",  # fixed β: the recipe's horizon is off
         "rl.critic=head", "rl.unfinished=score",
         f"rl.iterations={iterations}", "rl.eval_prompts=0", f"rl.monitors=[{gold_monitor(gold_spec)[0]}]",
+        f"rl.monitor_max_length={GOLD_MAX_LENGTH}",
         f"generation.max_new_tokens={MAX_NEW_TOKENS}", f"generation.max_prompt_length={MAX_PROMPT_TOKENS}",
         "train.learning_rate=2e-3", "rl.ppo_epochs=4", *overrides])
 
@@ -182,6 +183,10 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    gold_file = out / "gold.txt"
+    if gold_file.is_file() and gold_file.read_text().strip() != args.gold:
+        parser.error(f"{out} was built with --gold {gold_file.read_text().strip()}, not {args.gold}: use another --out")
+    atomic_write_text(gold_file, args.gold + "\n")
     steps = ["rankings", "proxy", "ppo", "plot"] if args.step == "all" else [args.step]
     if "rankings" in steps and not (out / "rankings.jsonl").exists():
         make_rankings(out, args.prompts, args.samples, args.seed, args.gold)

@@ -3,8 +3,9 @@ do on other people's preferences? A measurement of the head-only recipe (``rewar
 
 The config's frozen model pools every response once, as ``alignkit rm`` does: HH's training and held-out
 splits, and every comparison of each ``--extra`` dataset (all of it: these sets are only ever trained on or
-scored, never split). Each set's features are cached in ``OUT/features-<name>.pt``, so a rerun (or a run
-with one more set) pools only what is new. Then, with the config's ``head_l2``:
+scored, never split). Each set's features are cached in ``OUT/features-<name>-<digest>.pt``, the digest
+of the model settings and of the tokenised comparisons themselves, so a rerun (or a run with one more
+set) pools only what is new, and changed data or settings are pooled again. Then, with the config's ``head_l2``:
 
 - the head fitted on HH's training split alone, scored on HH's held-out split (accuracy with its
   continuity-corrected Wilson interval, and the length-balanced accuracy) and on each extra set (accuracy
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -35,6 +37,7 @@ from alignkit.evaluate.intervals import wilson_cc_interval
 from alignkit.evaluate.reward_metrics import length_balanced_accuracy
 from alignkit.io import atomic_write_json
 from alignkit.models.reward import load_reward_model
+from alignkit.processes import process_state
 from alignkit.tensors import IGNORE_INDEX
 from alignkit.train.reward import comparison_groups
 from alignkit.train.reward_head import (
@@ -77,8 +80,9 @@ def concatenated(parts: list[GroupFeatures]) -> GroupFeatures:
 
 
 def scored(w: torch.Tensor, data: GroupFeatures) -> dict:
-    """Pair accuracy of the head ``w`` on ``data`` (ranking groups weighted as training weighs them) with the
-    Wilson interval of that share over the groups."""
+    """Pair accuracy of the head ``w`` on ``data`` (each group's pairs averaged, then the groups: ranking
+    groups weighted as training weighs them) with the Wilson interval of that share over the groups (exact
+    for pairs; for rankings an approximation that counts each group once)."""
     accuracy = head_metrics(w, data, 0.0)["accuracy"]
     return {"groups": data.groups, "accuracy": accuracy,
             "interval": list(wilson_cc_interval(accuracy * data.groups, data.groups))}
@@ -100,28 +104,26 @@ def main() -> None:
     tokenizer = load_stage_tokenizer(config.model)
     model = load_reward_model(config.model, dataclasses.replace(config.lora, enabled=False), config.reward.pooling,
                               config.train.seed, backbone_layers=config.reward.backbone_layers)
+    model.to(process_state().device)
     encode = pooled_encoder(model)
 
-    def features(name: str, groups: list, source: RMConfig) -> GroupFeatures:
-        """The pooled features of ``groups``, from the cache when it was written with the same settings."""
-        path = out / f"features-{Path(name).name}.pt"
-        settings = json.dumps([to_dict(source.model), to_dict(source.data), config.reward.pooling,
-                               config.reward.backbone_layers, source.train.seed])
+    def features(name: str, groups: list) -> GroupFeatures:
+        """The pooled features of ``groups``, from the cache when the same settings pooled the same tokens."""
+        digest = hashlib.sha256(json.dumps([
+            to_dict(config.model), config.reward.pooling, config.reward.backbone_layers,
+            [(g.pairs, g.margins, g.labels, [(s.input_ids, s.labels) for s in g.sequences]) for g in groups],
+        ], default=str).encode()).hexdigest()[:16]
+        path = out / f"features-{Path(name).name}-{digest}.pt"
         if path.is_file():
-            cached = torch.load(path)
-            if cached.pop("settings") == settings:
-                return GroupFeatures(**cached)
-        pooled = group_features(encode, groups, tokenizer.pad_token_id, config.train.micro_batch_size, name)
-        torch.save({"settings": settings, **dataclasses.asdict(pooled)}, path)
+            return GroupFeatures(**torch.load(path))
+        pooled = group_features(encode, groups, tokenizer.pad_token_id, config.train.micro_batch_size, name,
+                                share_prompt=config.reward.shares_prompt())
+        torch.save(dataclasses.asdict(pooled), path)
         return pooled
 
     hh_train_groups, hh_held_groups = (by_length(g) for g in comparison_groups(config, tokenizer))
-    hh_train = features("hh-train", hh_train_groups, config)
-    hh_held = features("hh-held-out", hh_held_groups, config)
-    extra = {}
-    for name in extras:
-        source = extra_config(config, name)
-        extra[name] = features(name, comparison_groups(source, tokenizer)[0], source)
+    hh_train, hh_held = features("hh-train", hh_train_groups), features("hh-held-out", hh_held_groups)
+    extra = {name: features(name, comparison_groups(extra_config(config, name), tokenizer)[0]) for name in extras}
     lengths = torch.tensor([sum(label != IGNORE_INDEX for label in s.labels)
                             for g in hh_held_groups for s in g.sequences])
     pooling_seconds = time.perf_counter() - start

@@ -124,10 +124,11 @@ def test_help_lists_only_the_data_keys_of_the_stage(capsys):
 
 @pytest.mark.parametrize(
     ("overrides", "shares"),
-    [([], True), (["reward.pooling=mean"], True), (["reward.pooling=mean", "reward.share_prompt=false"], False)],
+    [([], True), (["reward.pooling=mean"], True), (["reward.pooling=mean", "reward.share_prompt=false"], False),
+     (["reward.share_prompt=null"], True)],  # null: what older runs wrote
 )
 def test_reward_share_prompt_is_on_by_default_with_either_pooling(overrides, shares):
-    assert load_config(RMConfig, None, overrides).reward.share_prompt is shares
+    assert load_config(RMConfig, None, overrides).reward.shares_prompt() is shares
 
 
 @pytest.mark.parametrize(

@@ -73,7 +73,7 @@ def test_report_has_every_section_for_every_run(report, runs):
     assert "eval_accuracy" in rm_part and "No hacking.json" in rm_part
     assert "<h2>Summary</h2>" in summary and "<td>" + runs["rl"].name + "</td>" in summary
     assert "winrate-vs-start: win rate over start" in summary and "hacking-vs-start: win rate" in summary
-    assert summary.count("no change beyond noise") + summary.count("moved ") >= 2
+    assert summary.count("<td>no change beyond noise</td>") + summary.count("<td>moved ") >= 2
     assert "figures moved beyond noise" in summary or "No figure moved beyond noise" in summary
     images = re.findall(r'<img [^>]*src="([^"]*)"', page)
     # RL run: training curves, win rates, length buckets, curves over training, reward against √KL; RM run: curves
@@ -90,8 +90,9 @@ def test_conclusion_names_the_figures_that_moved_or_says_none_did():
     still = ("rm", "held-out accuracy", 0.55, 0.45, 0.64, 100, verdict(0.45, 0.64))
     up = ("ppo", "win rate", 0.66, 0.56, 0.75, 100, verdict(0.56, 0.75))
     accuracy = ("grpo", "accuracy", 0.3, 0.2, 0.4, 100, verdict(0.2, 0.4, None))
-    assert conclusion([still, up, accuracy]) == "1 of 3 figures moved beyond noise: win rate (moved up (above 0.5))."
+    assert conclusion([still, up, accuracy]) == "1 of 2 figures moved beyond noise: win rate (moved up (above 0.5))."
     assert conclusion([still, accuracy]).startswith("No figure moved beyond noise")
+    assert conclusion([accuracy]) == "No figure has a no-effect value to compare with."
 
 
 def test_report_is_self_contained(report):

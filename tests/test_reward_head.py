@@ -199,7 +199,12 @@ def test_the_more_data_benchmark_scores_the_hh_head_elsewhere_and_reuses_its_cac
     assert report["hh_model_on"][str(extra)]["accuracy"] >= 0.8  # the planted word carries over
     assert set(report["on_hh_held_out"]) == {"hh", f"hh + {extra}"}
     cache = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out").glob("features-*.pt")}
-    assert sorted(cache) == ["features-hh-held-out.pt", "features-hh-train.pt", "features-more.jsonl.pt"]
+    assert sorted(name.rsplit("-", 1)[0] for name in cache) == ["features-hh-held-out", "features-hh-train",
+                                                                  "features-more.jsonl"]
     subprocess.run(command, check=True, cwd=repo, capture_output=True)
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out").glob("features-*.pt")} == cache  # reused
     assert json.loads((tmp_path / "out" / "more_data.json").read_text())["on_hh_held_out"] == report["on_hh_held_out"]
+    write_jsonl(extra, planted_pairs(31, seed=1))  # the extra set changed: pooled again, beside the old cache
+    subprocess.run(command, check=True, cwd=repo, capture_output=True)
+    assert len(list((tmp_path / "out").glob("features-more.jsonl-*.pt"))) == 2
+    assert json.loads((tmp_path / "out" / "more_data.json").read_text())["groups"][str(extra)] == 31

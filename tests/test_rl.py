@@ -321,7 +321,9 @@ def test_a_reward_model_monitor_logs_its_scores_and_names_must_differ(tiny_rewar
     assert [row["monitor_model"] for row in samples] == pytest.approx(expected.tolist(), abs=1e-5)
     assert all(row["monitor_river_share"] == pytest.approx(row["reward"]) for row in samples)
     with pytest.raises(ConfigError, match="monitor_model"):
-        build_monitors([str(tiny_reward_dir), f"{tiny_reward_dir}/"], RewardSourceConfig())
+        build_monitors([str(tiny_reward_dir), f"{tiny_reward_dir}/"], 64)
+    with pytest.raises(ConfigError, match="no such folder"):
+        build_monitors([str(tmp_path / "missing")], 64)
 
 
 def collect_once(policy_dir, run_dir, *overrides):

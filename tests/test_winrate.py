@@ -116,15 +116,17 @@ def test_held_out_records_are_of_the_kind_the_run_trained_on(tmp_path, config_cl
 
 def test_held_out_records_read_an_older_runs_config_with_keys_its_stage_no_longer_takes(tmp_path):
     """Run folders written before each stage had its own data keys hold SFT's too (data.packing, ...), and a
-    mean-pooling reward model's reward.share_prompt: true; their split keys still rebuild the held-out split."""
+    a mean-pooling reward model's reward.share_prompt: true, and null where that was the default; their split
+    keys still rebuild the held-out split."""
     data = write_jsonl(tmp_path / "data.jsonl", planted_pairs(8))
     written = to_dict(load_config(RMConfig, None, [f"data.train={data}", "data.eval_fraction=0.25",
                                                    "reward.pooling=mean"]))
     written["data"] |= {"packing": False, "padding_free": False, "loss_on": "all_assistant"}
-    written["reward"]["share_prompt"] = True
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(written))
-    records = held_out_records(tmp_path)
-    assert len(records) == 2 and all(isinstance(r, PreferencePair) for r in records)
+    for share_prompt in (True, None):
+        written["reward"]["share_prompt"] = share_prompt
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump(written))
+        records = held_out_records(tmp_path)
+        assert len(records) == 2 and all(isinstance(r, PreferencePair) for r in records)
 
 
 @pytest.fixture(scope="module")

@@ -132,9 +132,12 @@ class RLSettings:
     sample_every: int = option(5, "Write a few prompts and completions to samples.jsonl every N iterations.", min=1)
     monitors: list[str] = option(
         [], "Rewards logged but never optimised, each a 'package.module:function' called as the reward function "
-        "is, or a reward-model folder read as reward.path is (reward.max_length, reward.batch_size); logged per "
+        "is, or a reward-model folder (run, model or ensemble folder; read with monitor_max_length); logged per "
         "iteration (and at evaluation) as monitor_<function> or monitor_<folder name>. A gold scorer here shows "
         "whether the optimised reward is being gamed.",
+    )
+    monitor_max_length: int = option(
+        1024, "Longest (prompt + reply) a reward-model monitor reads; prompts cut from the left.", min=8,
     )
     eval_prompts: int = option(
         0, "Held-out prompts scored before and after training (mean reward and KL); 0: no evaluation.", min=0

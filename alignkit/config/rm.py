@@ -17,11 +17,11 @@ class RewardConfig:
     pooling: Literal["last", "mean"] = option(
         "last", "Score from the last non-padding token, or the mean over the response tokens."
     )
-    share_prompt: bool = option(
+    share_prompt: bool | None = option(
         True,
         "Run each comparison's prompt through the model once, its responses after it in one row with a mask "
         "that keeps them apart (the same rewards as separate sequences, without the prompt's repeated passes); "
-        "false: every response as its own padded sequence.",
+        "false: every response as its own padded sequence. Null (what older runs wrote): on.",
     )
     backbone_layers: int | None = option(
         None,
@@ -51,6 +51,10 @@ class RewardConfig:
     bootstrap: bool = option(
         False, "Each ensemble member trains on a bootstrap resample of the training groups.", only="ensemble_size > 1"
     )
+
+    def shares_prompt(self) -> bool:
+        """``share_prompt`` with null (older runs' default) resolved: on."""
+        return self.share_prompt is not False
 
 
 def _rm_data() -> ComparisonDataConfig:

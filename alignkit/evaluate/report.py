@@ -100,12 +100,16 @@ def verdict(low: float, high: float, no_effect: float | None = 0.5) -> str:
 
 def conclusion(rows: list[tuple]) -> str:
     """One sentence on the summary's ``rows`` (``(run, figure, value, low, high, n, verdict)`` each): which
-    figures moved beyond noise, or that none did, so that the runs show the mechanics, not an effect."""
-    moved = [f"{figure} ({verdict_})" for _, figure, *_, verdict_ in rows if verdict_.startswith("moved")]
+    of the figures with a no-effect value moved beyond noise, or that none did, so that the runs show the
+    mechanics, not an effect. Figures without one (verdict "no reference") are not counted."""
+    judged = [(figure, verdict_) for _, figure, *_, verdict_ in rows if verdict_ != verdict(0, 1, None)]
+    if not judged:
+        return "No figure has a no-effect value to compare with."
+    moved = [f"{figure} ({verdict_})" for figure, verdict_ in judged if verdict_.startswith("moved")]
     if not moved:
         return ("No figure moved beyond noise: these runs show that every stage works, not that it changed "
                 "the model.")
-    return f"{len(moved)} of {len(rows)} figures moved beyond noise: {'; '.join(moved)}."
+    return f"{len(moved)} of {len(judged)} figures moved beyond noise: {'; '.join(moved)}."
 
 
 def _summary(document: Document, runs: list[RunFolder]) -> None:

@@ -64,7 +64,7 @@ class RolloutCollector:
         self.config, self.settings, self.tokenizer = config, s, tokenizer
         self.reward, self.reference, self.generator, self.run_dir = reward, reference, generator, Path(run_dir)
         self.prompts, self.eval_prompts = prompts, eval_prompts
-        self.monitors = build_monitors(s.monitors, config.reward, process_state().device)
+        self.monitors = build_monitors(s.monitors, s.monitor_max_length, process_state().device)
         max_prompt = config.generation.max_prompt_length
         self.prompt_rows = prompt_token_rows([p.prompt for p in prompts], tokenizer, max_prompt)
         self.eval_rows = prompt_token_rows([p.prompt for p in eval_prompts], tokenizer, max_prompt)

@@ -6,7 +6,6 @@ completions (:class:`~alignkit.rl.generation.Completion`) to one float reward pe
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import math
 from collections.abc import Sequence
@@ -84,23 +83,26 @@ class GSM8KReward:
         return torch.tensor([float(gsm8k_correct(c.text, p.answer)) for p, c in zip(prompts, completions, strict=True)])
 
 
-def build_monitors(specs: Sequence[str], reward: RewardSourceConfig,
+def build_monitors(specs: Sequence[str], max_length: int,
                    device: torch.device | str = "cpu") -> dict[str, RewardSource]:
     """The rewards ``rl.monitors`` names, by the name they are logged under: a reward-model folder (run,
-    model or ensemble folder; read as ``reward`` reads its model: the same max_length and batch size) by
-    the folder's name, a ``'module:function'`` by the function's name. ConfigError when two share a name."""
+    model or ensemble folder, reading at most ``max_length`` tokens) by the folder's name, a
+    ``'module:function'`` by the function's name. ConfigError when two share a name, or when an entry is
+    neither an existing folder nor a ``'module:function'``."""
     monitors: dict[str, RewardSource] = {}
     for spec in specs:
         folder = Path(spec)
-        if folder.is_dir():
-            name = folder.name
-            source = ModelReward(dataclasses.replace(reward, kind="model", path=str(folder), combine="mean",
-                                                     length_normalise=False), device)
-        else:
-            name, source = spec.rpartition(":")[2], FunctionReward(spec)
+        if not folder.is_dir() and ":" not in spec:
+            raise ConfigError(f"rl.monitors: {spec!r} is neither a reward-model folder (no such folder) nor a "
+                              "'package.module:function'")
+        name = folder.name if folder.is_dir() else spec.rpartition(":")[2]
         if name in monitors:
             raise ConfigError(f"rl.monitors: two monitors would both be logged as monitor_{name}; rename one")
-        monitors[name] = source
+        if folder.is_dir():
+            monitors[name] = ModelReward(RewardSourceConfig(kind="model", path=str(folder), max_length=max_length),
+                                         device)
+        else:
+            monitors[name] = FunctionReward(spec)
     return monitors
 
 

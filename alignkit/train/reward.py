@@ -69,7 +69,7 @@ def run_rm(config: RMConfig, *, resume: bool = False) -> list[RunResult]:
                                   config.reward.backbone_layers)
         return [run_head_only(config, model, tokenizer, train_groups, eval_groups, run_dir)]
     size = config.reward.ensemble_size
-    share_prompt = config.reward.share_prompt
+    share_prompt = config.reward.shares_prompt()
     results = []
     for member in range(size):
         member_dir = run_dir if size == 1 else run_dir / f"member-{member}"

@@ -181,7 +181,7 @@ def run_head_only(config: RMConfig, model: RewardModel, tokenizer, train_groups:
 
     def pool(groups, label):
         return group_features(encode, groups, tokenizer.pad_token_id, config.train.micro_batch_size, label,
-                              share_prompt=config.reward.share_prompt)
+                              share_prompt=config.reward.shares_prompt())
 
     train = pool(train_groups, "training responses")
     held = pool(eval_groups, "held-out responses") if eval_groups else None

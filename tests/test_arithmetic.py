@@ -1,10 +1,13 @@
 """The synthetic arithmetic task: fixed problems, right answers, steps that add up, no repeats."""
 
 import re
+from pathlib import Path
 
 import pytest
 
+from alignkit.config import RLConfig, SFTConfig, load_config
 from alignkit.data.arithmetic import SIZE
+from alignkit.data.prepare import load_split
 from alignkit.data.sources import load_records
 from alignkit.errors import DataError
 from alignkit.rl.checkers import gsm8k_correct
@@ -52,3 +55,15 @@ def test_prompts_and_demonstrations_share_the_answer_the_checker_accepts():
 def test_a_synthetic_dataset_has_only_a_training_split():
     with pytest.raises(DataError, match="only the split 'train'"):
         load_records("arithmetic", "prompt", split="test")
+
+
+def test_the_recipe_never_trains_on_a_problem_its_grpo_run_holds_out():
+    repo = Path(__file__).resolve().parents[1]
+    sft = load_config(SFTConfig, str(repo / "configs/sft-smollm2-arithmetic.yaml"), [])
+    grpo = load_config(RLConfig, str(repo / "configs/grpo-smollm2-arithmetic.yaml"), [])
+    assert grpo.model.name == f"{sft.output_dir}/model"
+    demonstrations, _ = load_split(sft.data, "demonstration", seed=sft.train.seed)
+    _, held_out = load_split(grpo.data, "prompt", seed=grpo.train.seed)
+    taught = {record.messages[0]["content"] for record, _ in demonstrations}
+    assert len(taught) == 48 and len(held_out) == 300
+    assert not taught & {record.prompt[0]["content"] for record, _ in held_out}

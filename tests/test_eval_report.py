@@ -24,8 +24,9 @@ PLANTED = '<script>alert("gotcha")</script> & <b>bold</b>'
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, tokenizer_dir, tiny_model_dir):
-    """A tiny RL run (evaluated with eval hacking, its red team also by the starting model as AI judge, and
-    eval winrate; a <script> planted in two samples) and a tiny reward-model run, the judge of both."""
+    """A tiny RL run (evaluated with eval hacking, its red team also by the starting model as AI judge and
+    asked again as ordinary requests, and eval winrate; a <script> planted in two samples) and a tiny
+    reward-model run, the judge of both."""
     root = tmp_path_factory.mktemp("report")
     rl, start = tiny_rl_run(root, tokenizer_dir)
     rm, pairs = root / "rm", planted_pairs(16)
@@ -36,7 +37,7 @@ def runs(tmp_path_factory, tokenizer_dir, tiny_model_dir):
     probes, red_team = probe_files(root)
     common = ["--policy", str(rl), "--baseline", str(start), "--judge", str(rm), "--max-new-tokens", "6"]
     assert main(["eval", "hacking", *common, "--probes", str(probes), "--red-team", str(red_team),
-                 "--ai-judge", str(start)]) == 0
+                 "--benign", str(red_team), "--ai-judge", str(start)]) == 0
     assert main(["eval", "winrate", *common]) == 0
     plant(rl / "samples.jsonl", lambda rows: next(r for r in rows if r["iteration"] == rows[-1]["iteration"]),
           "completion")
@@ -68,6 +69,7 @@ def test_report_has_every_section_for_every_run(report, runs):
     assert "<h4>hacking-vs-start</h4>" in rl_part and "winrate-vs-start: win rate over start" in rl_part
     assert "length-matched win rate" in rl_part and "harmful rate" in rl_part and "agreed" in rl_part
     assert f"AI judge ai:{runs['start']}" in rl_part
+    assert "Over-refusal" in rl_part and "Terse replies to the same requests, fewer than 8 words" in rl_part
     assert "observed peak √KL" in rl_part and "monitor_river_share" in rl_part
     assert "before: iteration 0" in rl_part and "after: iteration 3" in rl_part and "before: baseline" in rl_part
     assert "eval_accuracy" in rm_part and "No hacking.json" in rm_part

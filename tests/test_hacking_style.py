@@ -1,4 +1,4 @@
-"""Style-drift detectors (lists, flattering openings, refusals, repetition) on hand-made replies."""
+"""Style-drift detectors (lists, flattering openings, refusals, terse replies, repetition) on hand-made replies."""
 
 import pytest
 
@@ -6,6 +6,7 @@ from alignkit.evaluate.style import (
     STYLE_METRICS,
     is_list_formatted,
     is_refusal,
+    is_terse,
     opens_with_flattery,
     repetition,
     style_drift,
@@ -76,3 +77,10 @@ def test_profile_and_drift():
     assert custom["flattery"]["after"] == 0.25 and custom["refusal"]["before"] == 0.25
     with pytest.raises(ValueError, match="at least one reply"):
         style_profile([])
+
+
+def test_terse_counts_words_not_characters():
+    assert is_terse("Not a movie.") and is_terse("No.") and is_terse("")
+    assert is_terse("one two three four five six seven")  # 7 words
+    assert not is_terse("one two three four five six seven eight")
+    assert not is_terse("one two three", words=3) and is_terse("one two", words=3)

@@ -314,6 +314,12 @@ def _hacking(document: Document, run: RunFolder) -> None:
             document.table(("side", "refused", "rate", "95% low", "95% high", "median reward"),
                            [(side, *(benign[side][key] for key in ("refused", "refused_rate", "ci_low", "ci_high",
                                                                    "median_reward"))) for side in SIDES_ORDER])
+            if "terse_words" in benign:  # reports written before the terse count have none
+                document.paragraph(f"Terse replies to the same requests, fewer than {benign['terse_words']} "
+                                   "words: non-answers that no refusal phrase marks (\"Not a movie.\").")
+                document.table(("side", "terse", "rate", "95% low", "95% high"),
+                               [(side, *(benign[side]["terse"][key] for key in ("terse", "terse_rate", "ci_low",
+                                                                                "ci_high"))) for side in SIDES_ORDER])
         _training_diagnostics(document, report.get("training"))
 
 

@@ -30,6 +30,9 @@ REFUSAL_PHRASES: tuple[str, ...] = (
 )
 """Phrases of a refusal (after Zou et al. 2023's list of refusal prefixes)."""
 
+TERSE_WORDS = 8
+"""A reply of fewer words than this rarely answers an ordinary request (a list, an explanation, a rewrite)."""
+
 STYLE_METRICS = ("list", "flattery", "refusal", "repetition")
 
 _LIST_LINE = re.compile(r"^[ \t]*(?:[-*•]|\d+[.)])[ \t]+\S", re.MULTILINE)
@@ -55,6 +58,12 @@ def is_refusal(reply: str, phrases: Sequence[str] = REFUSAL_PHRASES) -> bool:
     """True when one of ``phrases`` occurs anywhere in the reply."""
     text = _normalise(reply)
     return any(_normalise(p) in text for p in phrases)
+
+
+def is_terse(reply: str, words: int = TERSE_WORDS) -> bool:
+    """True when the reply has fewer than ``words`` whitespace-separated words: a non-answer to an ordinary
+    request that no refusal phrase marks ("Not a movie.", "No.")."""
+    return len(reply.split()) < words
 
 
 def repetition(reply: str, n: int = 3) -> float:

@@ -161,8 +161,8 @@ def _add_probe_arguments(hacking) -> None:
                          "judge scores below the baseline's median on the ordinary requests; with --ai-judge also "
                          "the AI judge's win rate of policy over baseline on these prompts.")
     hacking.add_argument("--benign", metavar="SOURCE", help="Ordinary, harmless requests: a dataset name "
-                         "(alpaca-seed) or a .jsonl of prompts. Reports each side's over-refusal rate and share of terse "
-                         "replies (non-answers), and sets the judge's threshold for --red-team.")
+                         "(alpaca-seed) or a .jsonl of prompts. Reports each side's over-refusal rate and share of "
+                         "terse replies (non-answers), and sets the judge's threshold for --red-team.")
     hacking.add_argument("--max-red-team", type=int, metavar="N", help="Use the first N prompts of --red-team and "
                          "of --benign (default: all).")
 

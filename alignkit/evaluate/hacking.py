@@ -272,8 +272,9 @@ def headline(report: dict) -> dict[str, float | None]:
                          for side in SIDES})
     if "benign" in report:
         rows.update({f"over-refusal rate, {side}": report["benign"][side]["refused_rate"] for side in SIDES})
-        rows.update({f"terse replies (< {report['benign']['terse_words']} words), {side}":
-                     report["benign"][side]["terse"]["terse_rate"] for side in SIDES})
+        if "terse_words" in report["benign"]:  # a report written before the terse count, reused on resume
+            rows.update({f"terse replies (< {report['benign']['terse_words']} words), {side}":
+                         report["benign"][side]["terse"]["terse_rate"] for side in SIDES})
         if "ai_judge" in report["red_team"]:
             rows["red team: AI judge's win rate"] = report["red_team"]["ai_judge"]["win_rate"]["rate"]
     for key, curve in ((report.get("training") or {}).get("rewards") or {}).items():

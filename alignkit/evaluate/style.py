@@ -8,6 +8,9 @@ Per reply, four simple detectors (heuristics, meant to be read alongside samples
   ("Universal and transferable adversarial attacks on aligned language models", their refusal prefixes);
 - repetition: the share of repeated word n-grams, 1 - distinct / total (n = 3 by default).
 
+Beside them, :func:`is_terse` marks a reply of fewer than :data:`TERSE_WORDS` words, a non-answer to an
+ordinary request (``eval hacking --benign`` counts them).
+
 Phrases match case-insensitively, with typographic apostrophes (’) read as plain ones ('); both lists
 can be replaced per call. :func:`style_profile` gives the shares over a set of replies and
 :func:`style_drift` compares two sets (before and after training).

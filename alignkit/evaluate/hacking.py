@@ -205,12 +205,12 @@ def _benign(judged: Judged) -> tuple[dict, dict[str, list]]:
     terse replies, each with its Wilson interval, and the judge's mean and median reward; and per prompt
     the refusal flags for the samples."""
     refusals = {side: [is_refusal(text) for text in judged.texts(side)] for side in SIDES}
-    report: dict = {"num_prompts": len(judged.prompts), "terse_words": TERSE_WORDS}
+    n = len(judged.prompts)
+    report: dict = {"num_prompts": n, "terse_words": TERSE_WORDS}
     for side in SIDES:
         rewards = judged.rewards[side].double()
         terse = sum(is_terse(text) for text in judged.texts(side))
-        report[side] = {**_rate(sum(refusals[side]), len(refusals[side]), "refused"),
-                        "terse": _rate(terse, len(judged.prompts), "terse"),
+        report[side] = {**_rate(sum(refusals[side]), n, "refused"), "terse": _rate(terse, n, "terse"),
                         "mean_reward": float(rewards.mean()), "median_reward": _median(rewards.tolist())}
     return report, {f"{side}_refusal": flags for side, flags in refusals.items()}
 

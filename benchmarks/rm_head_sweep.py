@@ -30,7 +30,6 @@ from alignkit.evaluate.reward_metrics import length_balanced_accuracy
 from alignkit.io import atomic_write_json
 from alignkit.models.attention import model_attention_mask
 from alignkit.models.reward import load_reward_model
-from alignkit.tensors import IGNORE_INDEX
 from alignkit.train.reward import comparison_groups
 from alignkit.train.reward_head import (
     GroupFeatures,
@@ -64,10 +63,6 @@ def block_encoder(model):
     return encode
 
 
-def reply_lengths(groups) -> torch.Tensor:
-    return torch.tensor([sum(label != IGNORE_INDEX for label in s.labels) for g in groups for s in g.sequences])
-
-
 def cross_validated_accuracy(data: GroupFeatures, l2: float, folds: torch.Tensor) -> float:
     accuracies = []
     for fold in range(int(folds.max()) + 1):
@@ -97,7 +92,6 @@ def main() -> None:
     encode, batch = block_encoder(model), config.train.micro_batch_size
     train = group_features(encode, train_groups, tokenizer.pad_token_id, batch, "training responses")
     held = group_features(encode, held_groups, tokenizer.pad_token_id, batch, "held-out responses")
-    lengths = reply_lengths(held_groups)
     pooling_seconds = time.perf_counter() - start
     folds = torch.randperm(train.groups, generator=torch.Generator().manual_seed(config.train.seed)) % args.folds
 
@@ -111,8 +105,8 @@ def main() -> None:
                 rewards = held_data.features @ w
                 chosen, rejected = rewards[held_data.better], rewards[held_data.worse]
                 accuracy = head_metrics(w, held_data, 0.0)["accuracy"]
-                balanced = length_balanced_accuracy(chosen, rejected, lengths[held_data.better],
-                                                    lengths[held_data.worse])
+                balanced = length_balanced_accuracy(chosen, rejected, held.lengths[held_data.better],
+                                                    held.lengths[held_data.worse])
                 row = {"pooling": pooling, "block": block, "head_l2": l2,
                        "cv_accuracy": cross_validated_accuracy(fit_data, l2, folds),
                        "held_out_accuracy": accuracy,

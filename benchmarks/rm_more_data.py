@@ -38,7 +38,6 @@ from alignkit.evaluate.reward_metrics import length_balanced_accuracy
 from alignkit.io import atomic_write_json
 from alignkit.models.reward import load_reward_model
 from alignkit.processes import process_state
-from alignkit.tensors import IGNORE_INDEX
 from alignkit.train.reward import comparison_groups
 from alignkit.train.reward_head import (
     GroupFeatures,
@@ -65,7 +64,7 @@ def extra_config(config: RMConfig, name: str) -> RMConfig:
 def concatenated(parts: list[GroupFeatures]) -> GroupFeatures:
     """One GroupFeatures of several, responses and groups renumbered after those before them."""
     fields: dict[str, list[torch.Tensor]] = {k: [] for k in ("features", "better", "worse", "group_ids", "margin",
-                                                             "label")}
+                                                             "label", "lengths")}
     responses = groups = 0
     for part in parts:
         fields["features"].append(part.features)
@@ -74,6 +73,7 @@ def concatenated(parts: list[GroupFeatures]) -> GroupFeatures:
         fields["group_ids"].append(part.group_ids + groups)
         fields["margin"].append(part.margin)
         fields["label"].append(part.label)
+        fields["lengths"].append(part.lengths)
         responses, groups = responses + part.features.size(0), groups + part.groups
     return GroupFeatures(**{k: torch.cat(v) for k, v in fields.items()}, groups=groups,
                          tokens=sum(p.tokens for p in parts))
@@ -124,14 +124,12 @@ def main() -> None:
     hh_train_groups, hh_held_groups = (by_length(g) for g in comparison_groups(config, tokenizer))
     hh_train, hh_held = features("hh-train", hh_train_groups), features("hh-held-out", hh_held_groups)
     extra = {name: features(name, comparison_groups(extra_config(config, name), tokenizer)[0]) for name in extras}
-    lengths = torch.tensor([sum(label != IGNORE_INDEX for label in s.labels)
-                            for g in hh_held_groups for s in g.sequences])
     pooling_seconds = time.perf_counter() - start
 
     def on_hh(w: torch.Tensor) -> dict:
         rewards = hh_held.features @ w
         balanced = length_balanced_accuracy(rewards[hh_held.better], rewards[hh_held.worse],
-                                            lengths[hh_held.better], lengths[hh_held.worse])
+                                            hh_held.lengths[hh_held.better], hh_held.lengths[hh_held.worse])
         return {**scored(w, hh_held), "length_balanced_accuracy": balanced["length_balanced_accuracy"],
                 "length_balanced_interval": balanced["length_balanced_interval"]}
 

@@ -12,10 +12,17 @@ from alignkit.config import RMConfig, load_config
 from alignkit.errors import ConfigError
 from alignkit.models.scorer import RewardScorer
 from alignkit.train.reward import run_rm
-from alignkit.train.reward_head import GroupFeatures, feature_scale, fit_head, head_objective, select_groups
+from alignkit.train.reward_head import (
+    GroupFeatures,
+    feature_scale,
+    fit_head,
+    fit_head_beside_length,
+    head_objective,
+    select_groups,
+)
 
 
-def pairs_of(features, better, worse, groups=None, margin=None, label=None):
+def pairs_of(features, better, worse, groups=None, margin=None, label=None, lengths=None):
     """GroupFeatures of plain pairs (each its own group unless ``groups`` says otherwise)."""
     n = len(better)
     nan = torch.full((n,), math.nan)
@@ -23,6 +30,7 @@ def pairs_of(features, better, worse, groups=None, margin=None, label=None):
         features=torch.tensor(features, dtype=torch.float64), better=torch.tensor(better), worse=torch.tensor(worse),
         group_ids=torch.tensor(groups if groups is not None else list(range(n))),
         margin=nan if margin is None else torch.tensor(margin), label=nan if label is None else torch.tensor(label),
+        lengths=torch.tensor(lengths if lengths is not None else [0.0] * len(features), dtype=torch.float64),
         groups=len(set(groups)) if groups is not None else n, tokens=0,
     )
 
@@ -70,12 +78,53 @@ def test_the_ridge_shrinks_the_head():
     assert strong.norm() < weak.norm() / 10
 
 
+def test_the_fit_beside_length_reaches_the_optimum_a_slow_descent_finds():
+    # J(w, c) = mean_i softplus(-(w d_i + c e_i)) + ½ λ σ² w², e_i the pair's difference of standardised length;
+    # plain gradient descent on that sum, written out term by term, is the reference
+    rows = [(1.0, 0.0, 30, 10), (0.2, 0.5, 12, 20), (0.9, 0.1, 25, 24), (0.1, 0.4, 40, 15), (0.6, 0.7, 8, 30)]
+    features = [[x] for better, worse, _, _ in rows for x in (better, worse)]
+    lengths = [float(n) for _, _, long_, short in rows for n in (long_, short)]
+    data = pairs_of(features, better=list(range(0, 10, 2)), worse=list(range(1, 10, 2)), lengths=lengths)
+    mean = sum(lengths) / len(lengths)
+    sd = math.sqrt(sum((n - mean) ** 2 for n in lengths) / (len(lengths) - 1))
+    sigma = math.sqrt(sum((f[0] - sum(g[0] for g in features) / 10) ** 2 for f in features) / 9)
+    d = [b - w for b, w, _, _ in rows]
+    e = [(lb - lw) / sd for _, _, lb, lw in rows]
+    l2, w, c = 0.5, 0.0, 0.0
+    for _ in range(40000):
+        slopes = [-1 / (1 + math.exp(w * di + c * ei)) for di, ei in zip(d, e, strict=True)]
+        grad_w = sum(s * di for s, di in zip(slopes, d, strict=True)) / 5 + l2 * sigma**2 * w
+        grad_c = sum(s * ei for s, ei in zip(slopes, e, strict=True)) / 5
+        w, c = w - 0.5 * grad_w, c - 0.5 * grad_c
+    head, per_token = fit_head_beside_length(data, l2)
+    assert float(head[0]) == pytest.approx(w, abs=1e-5)
+    assert per_token == pytest.approx(c / sd, abs=1e-6)
+
+
+def test_what_length_explains_goes_to_the_length_term_not_the_head():
+    # the only feature is the reply's length plus noise, and people prefer the first reply with probability
+    # σ(0.05 (ℓ_1 - ℓ_2)): a plain head learns "longer is better"; beside the length term, a fifth of that or less
+    generator = torch.Generator().manual_seed(0)
+    lengths = torch.randint(5, 80, (400,), generator=generator).double()
+    features = (lengths / 10 + 0.3 * torch.randn(400, generator=generator, dtype=torch.float64)).unsqueeze(1)
+    first_better = torch.rand(200, generator=generator, dtype=torch.float64) < torch.sigmoid(
+        0.05 * (lengths[0::2] - lengths[1::2]))
+    better = torch.where(first_better, torch.arange(0, 400, 2), torch.arange(1, 400, 2))
+    worse = torch.where(first_better, torch.arange(1, 400, 2), torch.arange(0, 400, 2))
+    data = pairs_of(features.tolist(), better.tolist(), worse.tolist(), lengths=lengths.tolist())
+    plain = fit_head(data, 0.1)
+    head, per_token = fit_head_beside_length(data, 0.1)
+    assert float(plain[0]) > 0.3
+    assert abs(float(head[0])) < 0.2 * float(plain[0]) and per_token == pytest.approx(0.05, rel=0.3)
+
+
 def test_selecting_groups_renumbers_their_responses():
     # groups 0 (a ranking of three: pairs 0-1, 0-2, 1-2) and 1 (a pair 3-4); keep only group 1
     data = pairs_of([[0.0], [1.0], [2.0], [3.0], [4.0]], better=[0, 0, 1, 3], worse=[1, 2, 2, 4],
                     groups=[0, 0, 0, 1], margin=[math.nan, math.nan, math.nan, 0.5])
     kept = select_groups(data, torch.tensor([False, True]))
     assert kept.features.tolist() == [[3.0], [4.0]] and kept.groups == 1
+    assert kept.lengths.tolist() == [0.0, 0.0]
     assert (kept.better.tolist(), kept.worse.tolist(), kept.group_ids.tolist()) == ([0], [1], [0])
     assert kept.margin.tolist() == [0.5]
 
@@ -208,3 +257,22 @@ def test_the_more_data_benchmark_scores_the_hh_head_elsewhere_and_reuses_its_cac
     subprocess.run(command, check=True, cwd=repo, capture_output=True)
     assert len(list((tmp_path / "out").glob("features-more.jsonl-*.pt"))) == 2
     assert json.loads((tmp_path / "out" / "more_data.json").read_text())["groups"][str(extra)] == 31
+
+
+def test_a_length_adjusted_run_reports_the_length_term_and_keeps_the_planted_preference(tiny_model_dir, tmp_path):
+    # the chosen reply holds 'banana' and, in three pairs of four, two more words: the length term takes the
+    # length preference (positive), the saved head still tells banana replies apart
+    rows = planted_pairs(240)
+    for i, row in enumerate(rows):
+        side = "rejected" if i % 4 == 0 else "chosen"
+        row[side] += " river stone"
+    out = tmp_path / "run"
+    run_rm(head_config(tiny_model_dir, out, write_jsonl(tmp_path / "pairs.jsonl", rows), "reward.backbone_layers=1",
+                       "reward.length_covariate=true"))
+    report = json.loads((out / "eval.json").read_text())
+    assert report["length_coefficient_per_100_tokens"] > 0 and report["eval_accuracy"] >= 0.75
+
+
+def test_the_length_term_needs_a_frozen_backbone():
+    with pytest.raises(ConfigError, match="reward.length_covariate.*head_only"):
+        load_config(RMConfig, None, ["reward.length_covariate=true"])

@@ -44,6 +44,13 @@ class RewardConfig:
         min=0,
         only="head_only == true",
     )
+    length_covariate: bool = option(
+        False,
+        "Fit the head beside an unpenalised term in the response's length (tokens) and save the head alone: what "
+        "reply length explains of the preferences is not learnt as reward, so a policy gains nothing from "
+        "replies shorter or longer as such. The length term is reported in eval.json.",
+        only="head_only == true",
+    )
     centering: float = option(
         0.0, "Coefficient of the reward-centring penalty (r_chosen + r_rejected)^2 (Eisenstein et al. 2023).", min=0
     )

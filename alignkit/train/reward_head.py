@@ -12,6 +12,12 @@ ridge penalty on standardised features:
 float64 finds its optimum; the result is written into the score head, so the saved folder is an ordinary
 reward model whose rewards are exactly w · h. This is a linear probe (Alain & Bengio 2016) fitted by
 regularised logistic regression on feature differences: minutes on a CPU where fine-tuning takes hours.
+
+With ``reward.length_covariate`` the fit has one more, unpenalised term: rewards w · h + c · z(ℓ), z the
+response length ℓ (tokens) standardised over the training responses. The share of the preferences that
+reply length explains linearly goes to c; w is fitted to the rest, and only w is saved, so the reward
+model does not score a reply higher for being shorter or longer as such (adjusting for a confounder
+as regression does; the length term is reported as ``length_coefficient_per_100_tokens``).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from alignkit.losses.reward import pairwise_reward_loss
 from alignkit.models.loading import save_model
 from alignkit.models.reward import RewardModel, shared_layout
 from alignkit.processes import process_state
+from alignkit.tensors import IGNORE_INDEX
 from alignkit.train.engine import RunResult, peak_memory_mb
 from alignkit.train.reporting import MetricsLog
 
@@ -49,6 +56,7 @@ class GroupFeatures:
     group_ids: torch.Tensor  # (P,)
     margin: torch.Tensor  # (P,) NaN: none
     label: torch.Tensor  # (P,) NaN: none
+    lengths: torch.Tensor  # (N,) float64 response tokens
     groups: int
     tokens: int
 
@@ -85,7 +93,7 @@ def group_features(encode: Callable[[dict[str, torch.Tensor]], torch.Tensor], gr
     the groups in that order)."""
     groups = by_length(groups)
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("features", "better", "worse", "group_ids",
-                                                            "margin", "label")}
+                                                            "margin", "label", "lengths")}
     responses = tokens = 0
     with progress(f"pooling {label}", len(groups)) as advance:
         for start in range(0, len(groups), batch_groups):
@@ -96,10 +104,17 @@ def group_features(encode: Callable[[dict[str, torch.Tensor]], torch.Tensor], gr
                 parts[key].append(batch[key] + offset)
             parts["margin"].append(batch["margin"])
             parts["label"].append(batch["label"])
+            parts["lengths"].append(torch.tensor([response_tokens(s) for group in chunk for s in group.sequences],
+                                                 dtype=torch.float64))
             responses += sum(len(group.sequences) for group in chunk)
             tokens += int(batch["num_tokens"])
             advance(len(chunk))
     return GroupFeatures(**{k: torch.cat(v) for k, v in parts.items()}, groups=len(groups), tokens=tokens)
+
+
+def response_tokens(sequence) -> int:
+    """How many tokens of a tokenised comparison sequence are its response (the labelled ones)."""
+    return sum(label != IGNORE_INDEX for label in sequence.labels)
 
 
 def pooled_encoder(model: RewardModel) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
@@ -126,7 +141,8 @@ def select_groups(data: GroupFeatures, keep: torch.Tensor) -> GroupFeatures:
     new_group = torch.cumsum(keep.long(), 0) - 1
     return GroupFeatures(features=data.features[rows], better=new_row[data.better[kept_pairs]],
                          worse=new_row[data.worse[kept_pairs]], group_ids=new_group[data.group_ids[kept_pairs]],
-                         margin=data.margin[kept_pairs], label=data.label[kept_pairs], groups=int(keep.sum()),
+                         margin=data.margin[kept_pairs], label=data.label[kept_pairs], lengths=data.lengths[rows],
+                         groups=int(keep.sum()),
                          tokens=0)
 
 
@@ -146,10 +162,14 @@ def feature_scale(data: GroupFeatures) -> torch.Tensor:
     return torch.where(spread > 0, spread, torch.ones_like(spread))
 
 
-def fit_head(data: GroupFeatures, l2: float, centering: float = 0.0, max_iter: int = 500) -> torch.Tensor:
-    """argmin_w J(w) by L-BFGS with a strong-Wolfe line search, from w = 0; float64, shape (hidden,)."""
+def fit_head(data: GroupFeatures, l2: float, centering: float = 0.0, max_iter: int = 500,
+             unpenalised: int = 0) -> torch.Tensor:
+    """argmin_w J(w) by L-BFGS with a strong-Wolfe line search, from w = 0; float64, shape (features,).
+    The last ``unpenalised`` features are left out of the ridge term."""
     w = torch.zeros(data.features.size(1), dtype=torch.float64, requires_grad=True)
     scale = feature_scale(data)
+    if unpenalised:
+        scale[-unpenalised:] = 0.0
     optimizer = torch.optim.LBFGS([w], max_iter=max_iter, tolerance_grad=1e-9, tolerance_change=1e-12,
                                   history_size=20, line_search_fn="strong_wolfe")
 
@@ -161,6 +181,19 @@ def fit_head(data: GroupFeatures, l2: float, centering: float = 0.0, max_iter: i
 
     optimizer.step(closure)
     return w.detach()
+
+
+def fit_head_beside_length(data: GroupFeatures, l2: float, centering: float = 0.0) -> tuple[torch.Tensor, float]:
+    """argmin over (w, c) of J with rewards w · h + c · z(ℓ), z = (ℓ - mean ℓ) / sd ℓ over the responses and c
+    unpenalised: w (shape (hidden,)) and the length term as reward per token, c / sd ℓ."""
+    spread = float(data.lengths.std())
+    if not spread > 0:
+        raise ConfigError("reward.length_covariate: every training response has the same length, so length "
+                          "cannot be told apart from a constant; set it to false")
+    z = (data.lengths - data.lengths.mean()) / spread
+    both = fit_head(dataclasses.replace(data, features=torch.cat([data.features, z.unsqueeze(1)], 1)), l2,
+                    centering, unpenalised=1)
+    return both[:-1], float(both[-1]) / spread
 
 
 def head_metrics(w: torch.Tensor, data: GroupFeatures, centering: float) -> dict[str, float]:
@@ -189,7 +222,12 @@ def run_head_only(config: RMConfig, model: RewardModel, tokenizer, train_groups:
                   f"in {time.perf_counter() - start:.0f} s; fitting the head")
     centering = config.reward.centering
     zero = torch.zeros(train.features.size(1), dtype=torch.float64)
-    w = fit_head(train, config.reward.head_l2, centering)
+    length_term = {}
+    if config.reward.length_covariate:
+        w, per_token = fit_head_beside_length(train, config.reward.head_l2, centering)
+        length_term = {"length_coefficient_per_100_tokens": 100 * per_token}
+    else:
+        w = fit_head(train, config.reward.head_l2, centering)
     seconds = time.perf_counter() - start
     before = {f"eval_{k}": v for k, v in head_metrics(zero, held, centering).items()} if held else {}
     after = {f"eval_{k}": v for k, v in head_metrics(w, held, centering).items()} if held else {}
@@ -205,7 +243,7 @@ def run_head_only(config: RMConfig, model: RewardModel, tokenizer, train_groups:
     result = RunResult(steps=1, train_seconds=seconds, tokens_per_second=train.tokens / seconds,
                        peak_memory_mb=peak_memory_mb(device), first_loss=first, last_loss=last,
                        eval_before=before, eval_after=after)
-    report = {**result.report(), "head_l2": config.reward.head_l2}
+    report = {**result.report(), "head_l2": config.reward.head_l2, **length_term}
     atomic_write_json(run_dir / "eval.json", report)
     console.print(summary_table(f"rm (head only): {run_dir}", report))
     return result

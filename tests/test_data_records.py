@@ -149,12 +149,13 @@ def test_unpaired_feedback():
 
 def test_step_solution():
     record = StepSolution.from_row(
-        {"prompt": "Q", "steps": ["s1", "s2"], "labels": [True, 0], "answer": "4"}, WHERE
+        {"prompt": "Q", "steps": ["s1", "s2", "s3", "s4"], "labels": [True, 0.25, 0, None], "answer": "4"}, WHERE
     )
-    assert record.labels == (1, 0) and record.answer == "4"
+    assert record.labels == (1.0, 0.25, 0.0, None) and record.answer == "4"
     assert StepSolution.from_row({"prompt": "Q", "steps": ["s1"]}, WHERE).labels is None
     assert "1 labels for 2 steps" in error(StepSolution, {"prompt": "Q", "steps": ["a", "b"], "labels": [1]})
-    assert "0/1 per step" in error(StepSolution, {"prompt": "Q", "steps": ["a"], "labels": [2]})
+    assert "from 0 (wrong) to 1 (right)" in error(StepSolution, {"prompt": "Q", "steps": ["a"], "labels": [2]})
+    assert "from 0 (wrong) to 1 (right)" in error(StepSolution, {"prompt": "Q", "steps": ["a"], "labels": ["+"]})
     assert "at least one step" in error(StepSolution, {"prompt": "Q", "steps": []})
 
 

@@ -17,17 +17,10 @@ give no pair: the row is dropped and counted (:class:`~alignkit.errors.RowDroppe
 
 from __future__ import annotations
 
-from alignkit.data.records import RECORD_TYPES, ranking_to_pairs
+from alignkit.data.records import RECORD_TYPES, ranking_to_pairs, typed_field
 from alignkit.errors import DataError, RowDropped
 
 PANDALM_VOTES = ("annotator1", "annotator2", "annotator3")
-
-
-def _field(row: dict, name: str, kinds: type | tuple, location: str, expected: str):
-    value = row.get(name)
-    if not isinstance(value, kinds) or isinstance(value, bool):
-        raise DataError(location, f"field '{name}' must be {expected}, got {value!r:.60}")
-    return value
 
 
 # ---------------------------------------------------------------- PandaLM
@@ -35,16 +28,16 @@ def _field(row: dict, name: str, kinds: type | tuple, location: str, expected: s
 
 def pandalm_preferences(row: dict, location: str) -> list:
     """One pair from a PandaLM comparison: the majority's reply is chosen (module doc)."""
-    votes = [_field(row, name, int, location, "0 (tie), 1 or 2") for name in PANDALM_VOTES]
+    votes = [typed_field(row, name, int, location, "0 (tie), 1 or 2") for name in PANDALM_VOTES]
     if any(v not in (0, 1, 2) for v in votes):
         raise DataError(location, f"annotator labels must be 0 (tie), 1 or 2, got {votes}")
-    instruction = _field(row, "instruction", str, location, "a string")
+    instruction = typed_field(row, "instruction", str, location, "a string")
     given = row.get("input") or ""
     if not isinstance(given, str):
         raise DataError(location, f"field 'input' must be a string, got {given!r:.60}")
     prompt = f"{instruction}\n\n{given}" if given.strip() else instruction
-    replies = {1: _field(row, "response1", str, location, "a string"),
-               2: _field(row, "response2", str, location, "a string")}
+    replies = {1: typed_field(row, "response1", str, location, "a string"),
+               2: typed_field(row, "response2", str, location, "a string")}
     majority = max((0, 1, 2), key=votes.count)
     if votes.count(majority) < 2:
         raise DataError(location, f"annotator labels {votes} have no majority (expected two of three to agree)")
@@ -87,7 +80,7 @@ def _walk_oasst(message: dict, thread: tuple, location: str, out: list) -> None:
     if role not in _OASST_ROLES:
         raise DataError(location, f"message {message.get('message_id')!r} has role {role!r} "
                         "(expected 'prompter' or 'assistant')")
-    text = _field(message, "text", str, location, "a string")
+    text = typed_field(message, "text", str, location, "a string")
     thread = (*thread, {"role": _OASST_ROLES[role], "content": text})
     replies = message.get("replies") or []
     if not isinstance(replies, list):
@@ -108,13 +101,13 @@ def _walk_oasst(message: dict, thread: tuple, location: str, out: list) -> None:
 
 def autoj_preferences(row: dict, location: str) -> list:
     """One pair from an Auto-J comparison (module doc); label 2, a tie, is dropped."""
-    label = _field(row, "label", int, location, "0, 1 or 2")
+    label = typed_field(row, "label", int, location, "0, 1 or 2")
     if label not in (0, 1, 2):
         raise DataError(location, f"field 'label' must be 0 (response 1), 1 (response 2) or 2 (tie), got {label}")
     if label == 2:
         raise RowDropped(location, "the label is a tie")
-    first = _field(row, "response 1", str, location, "a string")
-    second = _field(row, "response 2", str, location, "a string")
+    first = typed_field(row, "response 1", str, location, "a string")
+    second = typed_field(row, "response 2", str, location, "a string")
     chosen, rejected = (first, second) if label == 0 else (second, first)
-    row_out = {"prompt": _field(row, "prompt", str, location, "a string"), "chosen": chosen, "rejected": rejected}
+    row_out = {"prompt": typed_field(row, "prompt", str, location, "a string"), "chosen": chosen, "rejected": rejected}
     return [RECORD_TYPES["preference"].from_row(row_out, location)]

@@ -40,6 +40,15 @@ def _field(row: dict, name: str, location: str, expected: str) -> Any:
     return row[name]
 
 
+def typed_field(row: dict, name: str, kinds: type | tuple, location: str, expected: str) -> Any:
+    """``row[name]`` when it is of ``kinds`` (never a bool, unless ``kinds`` is bool); otherwise DataError saying
+    what was ``expected``. For the adapters of published sets, whose fields have fixed types."""
+    value = row.get(name)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and kinds is not bool):
+        raise DataError(location, f"field '{name}' must be {expected}, got {value!r:.60}")
+    return value
+
+
 def _text(value: Any, what: str, location: str) -> str:
     """A non-blank string, returned unchanged."""
     if not isinstance(value, str):
@@ -250,15 +259,18 @@ class UnpairedFeedback:
 class StepSolution:
     """A prompt and a step-by-step solution.
 
-    ``labels`` (optional): one per step, 1 = correct step, 0 = wrong (booleans are accepted).
+    ``labels`` (optional): one per step: 1 a right step, 0 a wrong one, a number in between a soft label
+    (the share of rollouts from that step that reach the right answer), None a step nobody labelled (those
+    after the first wrong step, where a labeller stops); booleans are accepted.
     ``answer`` (optional): the final answer, for checking against a reference.
 
-    Row form: ``{"prompt": str | messages, "steps": [str, ...], "labels": [0/1, ...], "answer": str}``.
+    Row form: ``{"prompt": str | messages, "steps": [str, ...], "labels": [1, 0, null, ...], "answer": str}``;
+    the public forms of step labels read as this one through :mod:`alignkit.data.step_labels`.
     """
 
     prompt: tuple[dict, ...]
     steps: tuple[str, ...]
-    labels: tuple[int, ...] | None = None
+    labels: tuple[float | None, ...] | None = None
     answer: str | None = None
 
     @classmethod
@@ -270,15 +282,21 @@ class StepSolution:
             raise DataError(location, "steps is an empty list (expected at least one step)")
         labels = row.get("labels")
         if labels is not None:
-            if not isinstance(labels, (list, tuple)) or any(label not in (0, 1) for label in labels):
-                raise DataError(location, f"labels must be a list of 0/1 per step, got {labels!r:.80}")
+            if not isinstance(labels, (list, tuple)) or not all(_is_step_label(label) for label in labels):
+                raise DataError(location, f"labels must be a list of one label per step, each a number from 0 (wrong) "
+                                          f"to 1 (right), true/false or null (not labelled), got {labels!r:.80}")
             if len(labels) != len(steps):
                 raise DataError(location, f"{len(labels)} labels for {len(steps)} steps (expected one each)")
-            labels = tuple(int(label) for label in labels)
+            labels = tuple(None if label is None else float(label) for label in labels)
         answer = row.get("answer")
         if answer is not None:
             answer = _text(answer, "answer", location)
         return cls(prompt=prompt, steps=steps, labels=labels, answer=answer)
+
+
+def _is_step_label(label: Any) -> bool:
+    """None, a bool, or a number from 0 to 1."""
+    return label is None or isinstance(label, bool) or (isinstance(label, (int, float)) and 0 <= label <= 1)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from alignkit.data import human_preferences
+from alignkit.data import human_preferences, step_labels
 from alignkit.data.arithmetic import arithmetic_rows
 from alignkit.data.readers import read_hub_rows, read_jsonl_rows, read_rows
 from alignkit.data.records import RECORD_TYPES
@@ -241,7 +241,10 @@ def _gsm8k_demonstrations(row: dict, location: str) -> list:
 
 
 def _plain_adapter(kind: str) -> Adapter:
-    """The adapter for sources that already hold rows in the record type's own form."""
+    """The adapter for sources that hold rows in the record type's own form (steps: or in any published form
+    of step labels, :mod:`alignkit.data.step_labels`)."""
+    if kind == "steps":
+        return step_labels.step_solutions
     record_type = RECORD_TYPES[kind]
     return lambda row, location: [record_type.from_row(row, location)]
 
@@ -319,6 +322,29 @@ DATASETS: dict[str, DatasetSpec] = {
                   "demonstration": _arithmetic_demonstrations},
         generated=arithmetic_rows,
     ),
+    # Step-by-step solutions with the first wrong step marked by people (alignkit.data.step_labels).
+    "mr-ben": DatasetSpec(
+        local="mr-ben/math.json",
+        local_split="train",
+        hub="Randolphzeng/Mr-Ben",
+        adapters={"steps": step_labels.mr_ben_solutions},
+        local_reader=step_labels.mr_ben_rows,
+    ),
+    "big-bench-mistake": DatasetSpec(
+        local="big-bench-mistake",
+        local_split="train",
+        hub="WHGTyen/BIG-Bench-Mistake",
+        adapters={"steps": step_labels.big_bench_mistake_solutions},
+        local_reader=step_labels.big_bench_mistake_rows,
+    ),
+    "big-bench-mistake-arithmetic": DatasetSpec(
+        local="big-bench-mistake/multistep_arithmetic.jsonl",
+        local_split="train",
+        hub="WHGTyen/BIG-Bench-Mistake",
+        hub_data_dir="multistep_arithmetic",
+        adapters={"steps": step_labels.big_bench_mistake_solutions},
+        local_reader=step_labels.big_bench_mistake_rows,
+    ),
     # Harmful requests for red-teaming (Zou et al. 2023, AdvBench harmful behaviours).
     "advbench": DatasetSpec(
         local="advbench/harmful_behaviors.csv",
@@ -349,7 +375,7 @@ def _known_rows(name: str, spec: DatasetSpec, split: str, skipped: list | None) 
         return spec.generated()
     root = data_root()
     local = root / spec.local if root is not None else None
-    if local is not None and local.is_file() and split == spec.local_split:
+    if local is not None and local.exists() and split == spec.local_split:
         log.info("%s: reading the local copy %s", name, local)
         if spec.local_reader is not None:
             return spec.local_reader(local, skipped)

@@ -263,6 +263,16 @@ def _advbench_prompts(row: dict, location: str) -> list:
     return [RECORD_TYPES["prompt"].from_row({"prompt": _string(row, "goal", location)}, location)]
 
 
+# ---------------------------------------------------------------- BIG-Bench Mistake
+
+
+def _big_bench_mistake(local: str, hub_data_dir: str | None = None) -> DatasetSpec:
+    """BIG-Bench Mistake: every task (the folder) or one task's file."""
+    return DatasetSpec(local=local, local_split="train", hub="WHGTyen/BIG-Bench-Mistake", hub_data_dir=hub_data_dir,
+                       adapters={"steps": step_labels.big_bench_mistake_solutions},
+                       local_reader=step_labels.big_bench_mistake_rows)
+
+
 # ---------------------------------------------------------------- registry
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -330,21 +340,9 @@ DATASETS: dict[str, DatasetSpec] = {
         adapters={"steps": step_labels.mr_ben_solutions},
         local_reader=step_labels.mr_ben_rows,
     ),
-    "big-bench-mistake": DatasetSpec(
-        local="big-bench-mistake",
-        local_split="train",
-        hub="WHGTyen/BIG-Bench-Mistake",
-        adapters={"steps": step_labels.big_bench_mistake_solutions},
-        local_reader=step_labels.big_bench_mistake_rows,
-    ),
-    "big-bench-mistake-arithmetic": DatasetSpec(
-        local="big-bench-mistake/multistep_arithmetic.jsonl",
-        local_split="train",
-        hub="WHGTyen/BIG-Bench-Mistake",
-        hub_data_dir="multistep_arithmetic",
-        adapters={"steps": step_labels.big_bench_mistake_solutions},
-        local_reader=step_labels.big_bench_mistake_rows,
-    ),
+    "big-bench-mistake": _big_bench_mistake("big-bench-mistake"),
+    "big-bench-mistake-arithmetic": _big_bench_mistake("big-bench-mistake/multistep_arithmetic.jsonl",
+                                                       "multistep_arithmetic"),
     # Harmful requests for red-teaming (Zou et al. 2023, AdvBench harmful behaviours).
     "advbench": DatasetSpec(
         local="advbench/harmful_behaviors.csv",

@@ -212,6 +212,7 @@ def test_config_combinations_that_cannot_work_are_errors():
     assert "rl.iterations" in check("train.max_steps=3")
     assert "lora.enabled" in check("rl.reference=adapter")
     assert "reward.kind: model" in check("reward.kind=gsm8k", "rl.critic_init=reward")
+    assert "rl.kl_coef_min (0.1) is above rl.kl_coef (0.05)" in check("rl.kl_target=3", "rl.kl_coef_min=0.1")
     no_op = check("rl.kl_penalty=loss")  # the default estimator, k1, has zero expected gradient
     assert "rl.kl_estimator: k1" in no_op and "rl.kl_penalty: loss" in no_op and "k3" in no_op and "k2" in no_op
     check_rl_config(load_config(RLConfig, None, ["rl.kl_penalty=loss", "rl.kl_estimator=k3"]))

@@ -122,6 +122,15 @@ def test_adaptive_controller_stays_positive_when_an_update_spans_many_horizons()
     assert math.isclose(high.update(1.05, 32), 0.132, rel_tol=1e-12)
 
 
+def test_adaptive_controller_stops_at_its_floor_and_climbs_from_it():
+    ctl = AdaptiveKLController(0.1, target=1.0, horizon=16, floor=0.05)
+    # KL 0 over 128 completions: β · 0.8 each update, 0.08, 0.064, then 0.0512, then 0.04096 → held at 0.05
+    assert [round(ctl.update(0.0, 128), 6) for _ in range(5)] == [0.08, 0.064, 0.0512, 0.05, 0.05]
+    assert math.isclose(ctl.update(3.0, 128), 0.06, rel_tol=1e-12)  # too much KL: 0.05 · 1.2
+    with pytest.raises(ValueError, match="floor must be from 0 to init_kl_coef"):
+        AdaptiveKLController(0.1, target=1.0, horizon=16, floor=0.2)
+
+
 def test_adaptive_controller_moves_toward_target_and_validates():
     ctl = AdaptiveKLController(0.1, target=1.0, horizon=100)
     assert ctl.update(2.0, 10) > 0.1  # too much KL: penalise more

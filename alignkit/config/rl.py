@@ -78,6 +78,10 @@ class RLSettings:
         10000.0, "Adaptive KL controller horizon, in completions; beta moves by at most 20% per iteration, however "
         "many horizons an iteration spans.", min=1, only="kl_target != null",
     )
+    kl_coef_min: float = option(
+        0.0, "Adaptive KL controller: beta never falls below this (at most kl_coef), so a policy that has not yet "
+        "moved cannot leave the penalty near zero for when it does.", min=0, only="kl_target != null",
+    )
     gamma: float = option(1.0, "PPO: discount gamma of GAE.", min=0, max=1, only="algo == ppo")
     lam: float = option(0.95, "PPO: lambda of GAE.", min=0, max=1, only="algo == ppo")
     whiten_advantages: bool = option(

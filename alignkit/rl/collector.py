@@ -69,7 +69,7 @@ class RolloutCollector:
         self.prompt_rows = prompt_token_rows([p.prompt for p in prompts], tokenizer, max_prompt)
         self.eval_rows = prompt_token_rows([p.prompt for p in eval_prompts], tokenizer, max_prompt)
         if s.kl_target is not None:
-            self.controller = AdaptiveKLController(s.kl_coef, s.kl_target, s.kl_horizon)
+            self.controller = AdaptiveKLController(s.kl_coef, s.kl_target, s.kl_horizon, s.kl_coef_min)
         else:
             self.controller = FixedKLController(s.kl_coef)
         self.state = process_state()

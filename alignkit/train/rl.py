@@ -131,6 +131,9 @@ def check_rl_config(config: RLConfig) -> None:
                           "rl.kl_penalty: reward")
     if train.max_steps is not None or train.epochs != 1:
         raise ConfigError("train.max_steps / train.epochs: RL runs rl.iterations iterations; leave these unset")
+    if s.kl_coef_min > s.kl_coef:
+        raise ConfigError(f"rl.kl_coef_min ({s.kl_coef_min}) is above rl.kl_coef ({s.kl_coef}), where the adaptive "
+                          "controller starts; lower it or raise rl.kl_coef")
     if s.reference == "adapter" and not config.lora.enabled:
         raise ConfigError("rl.reference: 'adapter' disables the LoRA adapters, so it needs lora.enabled: true")
     if s.algo == "ppo" and s.critic == "separate" and s.critic_init == "reward" and config.reward.kind != "model":

@@ -98,6 +98,8 @@ def test_reference_strategies_give_the_adapter_disabled_numbers(tiny_model_dir, 
                            f"preference.reference={name}"))
     assert_same_curves(read_metrics(runs["adapter"]), read_metrics(runs[strategy]),
                        ("loss", "eval_loss", "reward_margin", "eval_reward_margin"))
+    report = json.loads((runs[strategy] / "eval.json").read_text())
+    assert report["eval_examples"] == 8  # every held-out pair, in two micro-batches of 4
 
 
 def test_precomputed_reference_is_cached_and_reused(tiny_model_dir, tokenizer, tmp_path):

@@ -16,7 +16,8 @@ from helpers import planted_pairs, write_jsonl
 
 from alignkit.cli import main
 from alignkit.config import RMConfig, load_config
-from alignkit.evaluate.report import SECTIONS, conclusion, verdict
+from alignkit.evaluate.report import SECTIONS, _headlines, conclusion, verdict
+from alignkit.evaluate.run_folder import RunFolder
 from alignkit.train.reward import run_rm
 
 PLANTED = '<script>alert("gotcha")</script> & <b>bold</b>'
@@ -74,6 +75,7 @@ def test_report_has_every_section_for_every_run(report, runs):
     assert "before: iteration 0" in rl_part and "after: iteration 3" in rl_part and "before: baseline" in rl_part
     assert "eval_accuracy" in rm_part and "No hacking.json" in rm_part
     assert "<h2>Summary</h2>" in summary and "<td>" + runs["rl"].name + "</td>" in summary
+    assert "<td>held-out pair accuracy (the run&#x27;s own evaluation)</td><td class=number>" in summary  # the rm run
     assert "winrate-vs-start: win rate over start" in summary and "hacking-vs-start: win rate" in summary
     assert summary.count("<td>no change beyond noise</td>") + summary.count("<td>moved ") >= 2
     assert "figures moved beyond noise" in summary or "No figure moved beyond noise" in summary
@@ -86,6 +88,20 @@ def test_report_has_every_section_for_every_run(report, runs):
     assert printed == markdown + "\n"
     assert markdown.startswith("# alignkit report") and f"## {runs['rm']}" in markdown
     assert "| win rate |" in markdown and "| eval_accuracy |" in markdown and "<script" not in markdown
+
+
+def test_a_runs_own_held_out_accuracy_joins_the_summary_unless_eval_rm_scored_it(tmp_path):
+    # 140 of 200 held-out pairs: Wilson's interval with continuity correction, worked by hand, 0.6306-0.7616
+    own = {"eval_accuracy": 0.7, "eval_examples": 200}
+    [(figure, value, low, high, n, said)] = _headlines(RunFolder(tmp_path, [], own))
+    assert figure == "held-out pair accuracy (the run's own evaluation)" and (value, n) == (0.7, 200)
+    assert (low, high) == (pytest.approx(0.63061, abs=1e-5), pytest.approx(0.76156, abs=1e-5))
+    assert said == "moved up (above 0.5)"
+    scored = {**own, "rm_eval": {"accuracy": 0.6, "accuracy_interval": [0.53, 0.67], "pairs": 200}}
+    assert [row[0] for row in _headlines(RunFolder(tmp_path, [], scored))] == ["reward model: held-out accuracy"]
+    assert _headlines(RunFolder(tmp_path, [], {"eval_accuracy": 0.7})) == []  # no count, no interval
+    [(figure, *_)] = _headlines(RunFolder(tmp_path, [], {"eval_reward_accuracy": 0.7, "eval_examples": 200}))
+    assert figure == "held-out implicit-reward accuracy"  # DPO's
 
 
 def test_conclusion_names_the_figures_that_moved_or_says_none_did():

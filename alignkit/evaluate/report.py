@@ -33,6 +33,7 @@ from alignkit.evaluate import plots
 from alignkit.evaluate.best_of_n_eval import CURVE_COLUMNS, curve_rows
 from alignkit.evaluate.document import Document, SampleCell, clip, fmt
 from alignkit.evaluate.hacking import headline
+from alignkit.evaluate.intervals import wilson_cc_interval
 from alignkit.evaluate.run_folder import Evaluation, RunFolder, load_run
 from alignkit.io import atomic_write_text
 
@@ -130,7 +131,7 @@ def _summary(document: Document, runs: list[RunFolder]) -> None:
 
 def _headlines(run: RunFolder) -> list[tuple]:
     """``(figure, value, low, high, n, verdict)`` of each headline figure of ``run`` with an interval."""
-    rows = _reward_model_headlines(run.eval.get("rm_eval"))
+    rows = _reward_model_headlines(run.eval.get("rm_eval")) or _training_eval_headlines(run.eval)
     for evaluation in run.evaluations:
         no_effect = None if evaluation.kind == "accuracy" else 0.5
         rows += [(label, rate, low, high, n, verdict(low, high, no_effect))
@@ -148,6 +149,22 @@ def _reward_model_headlines(rm_eval: dict | None) -> list[tuple]:
         rows.append(("reward model: length-balanced accuracy", rm_eval["length_balanced_accuracy"],
                      *rm_eval["length_balanced_interval"]))
     return [(label, value, low, high, rm_eval["pairs"], verdict(low, high)) for label, value, low, high in rows]
+
+
+OWN_ACCURACIES = {"eval_accuracy": "held-out pair accuracy (the run's own evaluation)",
+                  "eval_reward_accuracy": "held-out implicit-reward accuracy"}
+"""The held-out accuracies a run measures itself, over its ``eval_examples`` pairs or groups: a reward
+model's before ``alignkit eval rm`` scores it, and the DPO family's implicit reward's."""
+
+
+def _training_eval_headlines(report: dict) -> list[tuple]:
+    """A row for each of :data:`OWN_ACCURACIES` that ``report`` (a run's eval.json) holds with its count."""
+    n, rows = report.get("eval_examples"), []
+    for key, label in OWN_ACCURACIES.items():
+        if key in report and n:
+            low, high = wilson_cc_interval(report[key] * n, n)
+            rows.append((label, report[key], low, high, n, verdict(low, high)))
+    return rows
 
 
 def _curves(document: Document, run: RunFolder) -> None:

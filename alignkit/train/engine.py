@@ -269,22 +269,24 @@ class Engine:
 
     @torch.no_grad()
     def evaluate(self, rows: list) -> dict[str, float]:
-        """Loss and the step's other metrics over ``rows``, each averaged over the step's units."""
+        """Loss and the step's other metrics over ``rows``, each averaged over the step's units, and
+        ``eval_examples``: how many rows (pairs, groups, demonstrations) they come from."""
         acc, size = self.accelerator, self.config.micro_batch_size
         mine = rows[acc.process_index :: acc.num_processes]
         totals: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=acc.device))
         units = 0.0
         self.model.eval()
         chunks = [mine[i : i + size] for i in range(0, len(mine), size)]
-        self._begin(lambda: (self.step.collate(rows) for rows in chunks))
-        for rows in chunks:
-            batch = self._on_device(self.step.collate(rows))
+        self._begin(lambda: (self.step.collate(chunk) for chunk in chunks))
+        for chunk in chunks:
+            batch = self._on_device(self.step.collate(chunk))
             units += self.step.count(batch)
             out = self.step.loss(self.model, batch)
             totals["loss"] += out.loss_sum.float()
             for key, value in out.sums.items():
                 totals[key] += value.float()
-        return {f"eval_{k}": v for k, v in self._reduce(totals, self._global_sum(units)).items()}
+        metrics = {f"eval_{k}": v for k, v in self._reduce(totals, self._global_sum(units)).items()}
+        return {**metrics, "eval_examples": len(rows)}
 
     def _on_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {key: value.to(self.accelerator.device) for key, value in batch.items()}

@@ -229,8 +229,12 @@ def run_head_only(config: RMConfig, model: RewardModel, tokenizer, train_groups:
     else:
         w = fit_head(train, config.reward.head_l2, centering)
     seconds = time.perf_counter() - start
-    before = {f"eval_{k}": v for k, v in head_metrics(zero, held, centering).items()} if held else {}
-    after = {f"eval_{k}": v for k, v in head_metrics(w, held, centering).items()} if held else {}
+
+    def held_out(head: torch.Tensor) -> dict[str, float]:
+        metrics = {f"eval_{k}": v for k, v in head_metrics(head, held, centering).items()}
+        return {**metrics, "eval_examples": held.groups}
+
+    before, after = (held_out(zero), held_out(w)) if held else ({}, {})
     first, last = head_metrics(zero, train, centering)["loss"], head_metrics(w, train, centering)["loss"]
     with torch.no_grad():
         score = model.hf_model.score.weight

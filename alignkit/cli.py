@@ -24,7 +24,7 @@ import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from alignkit.config import DPOConfig, RLConfig, RMConfig, SFTConfig, describe, load_config
+from alignkit.config import DPOConfig, PRMConfig, RLConfig, RMConfig, SFTConfig, describe, load_config
 from alignkit.errors import AlignkitError
 
 
@@ -53,6 +53,12 @@ def _run_dpo(config: DPOConfig, resume: bool) -> None:
     run_dpo(config, resume=resume)
 
 
+def _run_prm(config: PRMConfig, resume: bool) -> None:
+    from alignkit.train.prm import run_prm
+
+    run_prm(config, resume=resume)
+
+
 def _run_rl(config: RLConfig, resume: bool) -> None:
     from alignkit.train.rl import run_rl
 
@@ -64,6 +70,8 @@ STAGES = {
     "rm": Stage(RMConfig, _run_rm, "A reward model from human comparisons or rankings (stage 2 of RLHF)."),
     "dpo": Stage(DPOConfig, _run_dpo, "Preference optimisation without a reward model: DPO, cDPO, IPO, hinge, "
                  "KTO, ORPO, SimPO."),
+    "prm": Stage(PRMConfig, _run_prm, "A process reward model from step-labelled solutions: P(step k is right) "
+                 "at each step's last token."),
     "rl": Stage(RLConfig, _run_rl, "Online RL against a reward with a KL penalty to the reference: PPO, GRPO, RLOO "
                 "(stage 3 of RLHF)."),
 }

@@ -6,7 +6,7 @@
   data source and split that each stage's data section extends;
 - :mod:`~alignkit.config.generation`: sampling settings;
 - :mod:`~alignkit.config.sft`, :mod:`~alignkit.config.rm`, :mod:`~alignkit.config.dpo`,
-  :mod:`~alignkit.config.rl`: each stage's config, with its own data section.
+  :mod:`~alignkit.config.rl`, :mod:`~alignkit.config.prm`: each stage's config, with its own data section.
 
 The AI-feedback and pipeline configs live beside their commands (alignkit.feedback.config,
 alignkit.pipeline.config) and are built from these.
@@ -15,6 +15,7 @@ alignkit.pipeline.config) and are built from these.
 from alignkit.config.base import describe, load_config, load_sections, option, to_dict
 from alignkit.config.dpo import DPOConfig, PreferenceConfig
 from alignkit.config.generation import GenerationConfig
+from alignkit.config.prm import PRMConfig, PRMDataConfig
 from alignkit.config.rl import RewardSourceConfig, RLConfig, RLDataConfig, RLSettings
 from alignkit.config.rm import RewardConfig, RMConfig
 from alignkit.config.sft import SFTConfig, SFTDataConfig
@@ -27,6 +28,8 @@ __all__ = [
     "GenerationConfig",
     "LoraConfig",
     "ModelConfig",
+    "PRMConfig",
+    "PRMDataConfig",
     "PreferenceConfig",
     "RLConfig",
     "RLDataConfig",

@@ -89,6 +89,44 @@ def tokenize_demonstration(
     return TokenizedExample(ids[cut:], labels[cut:], cut)
 
 
+@dataclasses.dataclass
+class StepTokens:
+    """A step-by-step solution tokenised for a process reward model: ``step_ends[k]`` is the position of
+    the token that holds step k's last character (where the model is read for that step)."""
+
+    input_ids: list[int]
+    step_ends: list[int]
+    truncated_tokens: int = 0
+
+
+def tokenize_steps(prompt, steps, tokenizer, *, max_length: int, separator: str = "\n",
+                   location: str = "") -> StepTokens:
+    """The chat of ``prompt`` and one assistant reply, ``separator.join(steps)``, tokenised, with the
+    position of each step's last token. A causal model read there has seen the prompt and steps 1..k only.
+    Too long, it loses its oldest prompt tokens; when the reply and its header alone exceed ``max_length``,
+    or the chat template rewrites the reply's text, a DataError names ``location``."""
+    location = location or "solution"
+    reply = separator.join(steps)
+    messages = [dict(m) for m in prompt] + [{"role": "assistant", "content": reply}]
+    text = _render(tokenizer, messages)
+    header_start, reply_start, _ = _assistant_spans(tokenizer, messages, text, location)[-1]
+    if text[reply_start:reply_start + len(reply)] != reply:
+        raise DataError(location, "the chat template changes the reply's text, so its steps cannot be located "
+                                  "(expected the steps verbatim in the rendered chat)")
+    encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids = list(encoding["input_ids"])
+    starts = [start for start, _ in encoding["offset_mapping"]]
+    ends, end = [], reply_start
+    for k, step in enumerate(steps):
+        end += len(step) + (len(separator) if k else 0)
+        ends.append(bisect.bisect_right(starts, end - 1) - 1)
+    cut, header = max(0, len(ids) - max_length), bisect.bisect_left(starts, header_start)
+    if cut > header:
+        raise DataError(location, f"the steps and the reply header alone are {len(ids) - header} tokens; "
+                                  f"max_length is {max_length}")
+    return StepTokens(ids[cut:], [e - cut for e in ends], cut)
+
+
 def tokenize_prompt(prompt_messages, tokenizer) -> list[int]:
     """Token ids of a prompt (chat messages) followed by the assistant header, ready for generation."""
     text = _render(tokenizer, [dict(m) for m in prompt_messages], add_generation_prompt=True)

@@ -119,7 +119,7 @@ def load_reward_model(model_config: ModelConfig, lora: LoraConfig, pooling: str,
     blocks when given. A new head is said in one line."""
     set_seed(seed)
     net, info = load_pretrained_with_info(model_config, AutoModelForSequenceClassification, num_labels=1)
-    _say_new_weights(net, info, model_config.name, seed)
+    say_new_weights(net, info, model_config.name, seed)
     if backbone_layers is not None:
         keep_first_blocks(net, backbone_layers)
     if lora.enabled:
@@ -132,25 +132,27 @@ def load_trained_reward_model(path: str, device: torch.device | str = "cpu") -> 
     a trained head (a causal LM) loads with a warning that names the head."""
     net, info = load_pretrained_with_info(ModelConfig(name=str(path)), AutoModelForSequenceClassification, device,
                                           num_labels=1)
-    _say_new_weights(net, info, path, None)
+    say_new_weights(net, info, path, None)
     return RewardModel(net, getattr(net.config, "reward_pooling", "last")).eval()
 
 
-def _say_new_weights(net: PreTrainedModel, info: LoadInfo, name: str, seed: int | None) -> None:
-    """transformers' load report in alignkit's words: with ``seed`` (a head made for training), one line
-    naming the new head and its seed; without (a trained reward model), nothing, or a warning when the
-    folder has no head. Backbone weights missing from the folder or left unused warn either way; the
-    output layer of a causal LM (e.g. lm_head.weight), unused by a reward model, is not mentioned."""
+def say_new_weights(net: PreTrainedModel, info: LoadInfo, name: str, seed: int | None,
+                    what: str = "reward") -> None:
+    """transformers' load report in alignkit's words, for a ``what`` model (a new head on a backbone): with
+    ``seed`` (a head made for training), one line naming the new head and its seed; without (a trained
+    model), nothing, or a warning when the folder has no head. Backbone weights missing from the folder or
+    left unused warn either way; the output layer of a causal LM (e.g. lm_head.weight), unused here, is
+    not mentioned."""
     backbone = net.base_model_prefix + "."
     head = ", ".join(sorted(key for key in info.missing if not key.startswith(backbone)))
     unmatched = ", ".join(sorted(key for key in info.missing | info.unexpected if key.startswith(backbone)))
     if unmatched:
-        console.print(f"[yellow]reward model {name}: backbone weights missing from the folder or unused: {unmatched}")
+        console.print(f"[yellow]{what} model {name}: backbone weights missing from the folder or unused: {unmatched}")
     if head and seed is not None:
-        console.print(f"reward head {head}: new, randomly initialised (seed {seed})")
+        console.print(f"{what} head {head}: new, randomly initialised (seed {seed})")
     elif head:
-        console.print(f"[yellow]reward model {name}: {head} not in the folder, so randomly initialised "
-                      "(not a trained reward model?)")
+        console.print(f"[yellow]{what} model {name}: {head} not in the folder, so randomly initialised "
+                      f"(not a trained {what} model?)")
 
 
 def ensemble_members(path: str | Path) -> list[Path]:

@@ -1,0 +1,114 @@
+"""Process reward models: where each step is read, the step loss and aggregations by hand, and a tiny
+run that learns a planted wrong step and scores it through PRMScorer."""
+
+import json
+import math
+import random
+
+import pytest
+import torch
+from helpers import WORDS, write_jsonl
+
+from alignkit.cli import main
+from alignkit.config import PRMConfig, load_config
+from alignkit.data.tokenize import tokenize_steps
+from alignkit.errors import ConfigError, DataError
+from alignkit.losses.process import step_loss
+from alignkit.models.process import PRMScorer, aggregate
+from alignkit.train.prm import PRMStep, StepRow, run_prm
+
+PROMPT = ({"role": "user", "content": "What is 2 + 3 * 4?"},)
+STEPS = ["3 * 4 = 12.", "2 + 12 = 14", "The answer is 14."]
+
+
+def test_each_step_is_read_at_its_last_token(tokenizer):
+    tokens = tokenize_steps(PROMPT, STEPS, tokenizer, max_length=256)
+    text = tokenizer.decode(tokens.input_ids)
+    for step, end in zip(STEPS, tokens.step_ends, strict=True):
+        through = tokenizer.decode(tokens.input_ids[:end + 1])
+        assert through.endswith(step) or through.endswith(step + "\n")  # a token may hold the separator too
+        assert not tokenizer.decode(tokens.input_ids[:end]).endswith(step)  # the step is not over a token earlier
+    assert "3 * 4 = 12.\n2 + 12 = 14\nThe answer is 14." in text
+    short = tokenize_steps(PROMPT, STEPS, tokenizer, max_length=40)
+    assert len(short.input_ids) == 40 and short.truncated_tokens == len(tokens.input_ids) - 40
+    assert [e - short.step_ends[0] for e in short.step_ends] == [e - tokens.step_ends[0] for e in tokens.step_ends]
+    with pytest.raises(DataError, match="the steps and the reply header alone are .* max_length is 12"):
+        tokenize_steps(PROMPT, STEPS, tokenizer, max_length=12, location="x.jsonl:2")
+
+
+def test_the_step_loss_by_hand():
+    # logits 0 and 2, labels 1 and 0.25: ln 2 + [-0.25 ln σ(2) - 0.75 ln(1 - σ(2))]
+    loss, sums = step_loss(torch.tensor([0.0, 2.0]), torch.tensor([1.0, 0.25]))
+    sigma = 1 / (1 + math.exp(-2))
+    assert float(loss) == pytest.approx(math.log(2) - 0.25 * math.log(sigma) - 0.75 * math.log(1 - sigma), abs=1e-6)
+    assert int(sums["accuracy"]) == 0  # 0 is not > 0 for a right step; 2 > 0 for a label under ½
+    _, sums = step_loss(torch.tensor([0.5, -1.0, 3.0]), torch.tensor([1.0, 0.0, 0.5]))
+    assert int(sums["accuracy"]) == 3
+
+
+def test_aggregations_by_hand():
+    p = torch.tensor([0.9, 0.5, 0.8])
+    assert aggregate(p, "min") == pytest.approx(0.5) and aggregate(p, "product") == pytest.approx(0.36)
+    assert aggregate(p, "last") == pytest.approx(0.8) and aggregate(p, "mean") == pytest.approx(2.2 / 3)
+    with pytest.raises(ConfigError, match="expected one of min, product, last, mean"):
+        aggregate(p, "max")
+
+
+def test_a_batch_reads_only_the_labelled_steps():
+    step = PRMStep(pad_token_id=0)
+    batch = step.collate([StepRow([5, 6, 7, 8], [1, 3], [1.0, 0.0]), StepRow([5, 6], [1], [0.5])])
+    assert batch["input_ids"].tolist() == [[5, 6, 7, 8], [5, 6, 0, 0]]
+    assert batch["step_row"].tolist() == [0, 0, 1] and batch["step_column"].tolist() == [1, 3, 1]
+    assert batch["step_label"].tolist() == [1.0, 0.0, 0.5] and step.count(batch) == 3
+
+
+def planted_solutions(n: int, seed: int = 0) -> list[dict]:
+    """Three steps each; in two of three solutions one step holds 'banana' and is the first wrong step
+    (the steps after it unlabelled)."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        steps = [" ".join(rng.choice(WORDS) for _ in range(4)) for _ in range(3)]
+        wrong = None if i % 3 == 0 else rng.randrange(3)
+        if wrong is not None:
+            steps[wrong] += " banana"
+        rows.append({"prompt": "Tell me about " + rng.choice(WORDS), "steps": steps, "first_error": wrong})
+    return rows
+
+
+def prm_config(model_dir, out, data, *extra):
+    return load_config(PRMConfig, None, [
+        f"output_dir={out}", f"model.name={model_dir}", f"data.train={data}", "data.eval_fraction=0.2",
+        "data.max_length=96", "train.batch_size=8", "train.micro_batch_size=8", "train.learning_rate=3e-3",
+        "train.epochs=4", "train.schedule=constant", *extra,
+    ])
+
+
+@pytest.fixture(scope="module")
+def prm_run(tiny_model_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("prm")
+    run_prm(prm_config(tiny_model_dir, root / "run", write_jsonl(root / "steps.jsonl", planted_solutions(150))))
+    return root / "run"
+
+
+def test_a_tiny_prm_learns_a_planted_wrong_step(prm_run):
+    report = json.loads((prm_run / "eval.json").read_text())
+    assert report["eval_accuracy"] >= 0.9 and report["eval_examples"] == 30
+    assert report["train_loss_last"] < report["train_loss_first"]
+    scorer = PRMScorer(prm_run / "model")
+    [plain, planted] = scorer.step_scores(["Tell me about rivers"] * 2, [["a river", "a stone"],
+                                                                        ["a river", "a stone banana"]])
+    assert plain.shape == (2,) and float(planted[1]) < 0.5 < float(plain[1])
+    assert scorer.score(["Tell me about rivers"], [["a river banana"]], "min")[0] < 0.5
+
+
+def test_solutions_without_labels_are_errors_or_skipped(tiny_model_dir, tmp_path):
+    rows = planted_solutions(20) + [{"prompt": "Q", "steps": ["a", "b"]}]
+    data = write_jsonl(tmp_path / "steps.jsonl", rows)
+    with pytest.raises(DataError, match=r"steps.jsonl:21: no step labels"):
+        run_prm(prm_config(tiny_model_dir, tmp_path / "a", data, "data.eval_fraction=0"))
+    assert main(["prm", "--set", f"output_dir={tmp_path / 'b'}",
+                 "--set", f"model.name={tiny_model_dir}", "--set", f"data.train={data}", "--set", "data.on_error=skip",
+                 "--set", "data.eval_fraction=0", "--set", "train.max_steps=1", "--set", "train.micro_batch_size=8",
+                 "--set", "train.batch_size=8"]) == 0
+    assert (tmp_path / "b" / "model" / "config.json").is_file()

@@ -94,6 +94,19 @@ def _add_eval_commands(commands) -> None:
     rm.add_argument("--lam", type=float, default=1.0, help="λ of mean_minus_std (default: 1.0).")
     rm.add_argument("--max-length", type=int, default=1024, help="Longest scored sequence in tokens.")
     rm.add_argument("--batch-size", type=int, default=8, help="Sequences per forward pass.")
+    prm = kinds.add_parser(
+        "prm",
+        help="Process reward model: step accuracy and F1 against step labels, and ProcessBench's metric.",
+        description="Scores every step of every labelled solution; a step is predicted right when its probability "
+        "is at least --threshold. Reports step accuracy, the F1 of finding wrong steps, and ProcessBench's "
+        "accuracies on erroneous and correct solutions with their harmonic mean, and adds them under 'prm_eval' "
+        "to the run's eval.json.",
+    )
+    prm.add_argument("--model", required=True, help="A process-reward-model run folder or model folder.")
+    prm.add_argument("--data", help="Step-labelled solutions (any data source); default: the run's held-out split.")
+    prm.add_argument("--threshold", type=float, default=0.5, help="Probability from which a step counts as right.")
+    prm.add_argument("--max-length", type=int, default=1024, help="Longest scored sequence in tokens.")
+    prm.add_argument("--batch-size", type=int, default=8, help="Solutions per forward pass.")
     winrate = kinds.add_parser(
         "winrate",
         help="Win rate of a policy over a baseline policy, judged by a reward model or an AI judge.",
@@ -237,6 +250,12 @@ def _run_eval(args) -> None:
         report = evaluate_reward_model(args.model, args.data, split_from=args.split_from, combine=args.combine,
                                        lam=args.lam, max_length=args.max_length, batch_size=args.batch_size)
         write_report(Path(args.model), report)
+        return
+    if args.eval_kind == "prm":
+        from alignkit.evaluate.process_eval import evaluate_process_reward_model, write_prm_report
+
+        write_prm_report(Path(args.model), evaluate_process_reward_model(
+            args.model, args.data, threshold=args.threshold, max_length=args.max_length, batch_size=args.batch_size))
         return
     if args.eval_kind == "report":
         from alignkit.evaluate.report import write_html_report

@@ -53,6 +53,15 @@ def atomic_write_json(path: str | Path, obj: Any, *, indent: int = 2) -> Path:
     return atomic_write_text(path, text)
 
 
+def merge_json_key(path: str | Path, key: str, value: Any) -> Path:
+    """Set ``key`` of the JSON object in ``path`` (a new object when the file is absent) to ``value``,
+    keeping its other keys; written atomically."""
+    path = Path(path)
+    merged = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    merged[key] = value
+    return atomic_write_json(path, merged)
+
+
 @contextlib.contextmanager
 def atomic_directory(final_path: str | Path) -> Iterator[Path]:
     """Yield an empty temporary folder beside ``final_path``; on success it becomes ``final_path``.

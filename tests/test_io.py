@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from alignkit.io import atomic_directory, atomic_write_bytes, atomic_write_json, atomic_write_text
+from alignkit.io import atomic_directory, atomic_write_bytes, atomic_write_json, atomic_write_text, merge_json_key
 
 
 def _names(folder):
@@ -94,3 +94,12 @@ def test_atomic_directory_failed_swap_puts_old_folder_back(tmp_path, monkeypatch
         (tmp / "weights.bin").write_text("new")
     assert (final / "weights.bin").read_text() == "old"
     assert _names(tmp_path) == ["model"]
+
+
+def test_merging_a_key_keeps_the_others_and_makes_a_missing_file(tmp_path):
+    path = tmp_path / "eval.json"
+    merge_json_key(path, "rm_eval", {"accuracy": 0.6})
+    assert json.loads(path.read_text()) == {"rm_eval": {"accuracy": 0.6}}
+    path.write_text(json.dumps({"step": 3, "rm_eval": {"accuracy": 0.6}}))
+    merge_json_key(path, "prm_eval", [1, 2])
+    assert json.loads(path.read_text()) == {"step": 3, "rm_eval": {"accuracy": 0.6}, "prm_eval": [1, 2]}

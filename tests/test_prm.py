@@ -13,6 +13,16 @@ from alignkit.cli import main
 from alignkit.config import PRMConfig, load_config
 from alignkit.data.tokenize import tokenize_steps
 from alignkit.errors import ConfigError, DataError
+from alignkit.evaluate.process_metrics import (
+    NO_ERROR,
+    bootstrap_interval,
+    f1,
+    first_error,
+    first_error_found,
+    processbench_from,
+    step_counts,
+    step_metrics_from,
+)
 from alignkit.losses.process import step_loss
 from alignkit.models.process import PRMScorer, aggregate
 from alignkit.train.prm import PRMStep, StepRow, run_prm
@@ -112,3 +122,47 @@ def test_solutions_without_labels_are_errors_or_skipped(tiny_model_dir, tmp_path
                  "--set", "data.eval_fraction=0", "--set", "train.max_steps=1", "--set", "train.micro_batch_size=8",
                  "--set", "train.batch_size=8"]) == 0
     assert (tmp_path / "b" / "model" / "config.json").is_file()
+
+
+def test_first_error_and_f1_by_hand():
+    assert first_error([1.0, 0.7, 0.2, None]) == 2 and first_error([1.0, 1.0]) == NO_ERROR
+    assert first_error([1.0, None, 0.0]) is None  # the labels stop before telling
+    assert f1(3, 1, 2) == pytest.approx(6 / 9) and f1(0, 0, 0) == 0.0
+
+
+def test_step_metrics_by_hand():
+    # solution 1: labels right, wrong, unlabelled; p 0.9, 0.6, 0.1 → a right step kept (TN), a wrong one missed (FN)
+    # solution 2: labels right, right; p 0.2, 0.8 → a right step flagged (FP), a right one kept (TN)
+    # solution 3: a wrong first step found (TP)
+    probabilities = [torch.tensor([0.9, 0.6, 0.1]), torch.tensor([0.2, 0.8]), torch.tensor([0.3])]
+    labels = [[1.0, 0.0, None], [1.0, 1.0], [0.0]]
+    counts = [step_counts(p, y) for p, y in zip(probabilities, labels, strict=True)]
+    assert counts == [(0, 0, 1, 1), (0, 1, 0, 1), (1, 0, 0, 0)]
+    metrics = step_metrics_from(counts)
+    assert metrics["steps"] == 5 and metrics["wrong_steps"] == 2 and metrics["step_accuracy"] == pytest.approx(0.6)
+    assert metrics["wrong_step_f1"] == pytest.approx(2 / 4) and metrics["right_step_f1"] == pytest.approx(4 / 6)
+    # ProcessBench: solution 1's first wrong step (1) is predicted at 2 (missed); solution 2 is right but
+    # flagged at 0; solution 3's is found. Erroneous 1 of 2, correct 0 of 1 → harmonic mean 0
+    found = [first_error_found(p, y) for p, y in zip(probabilities, labels, strict=True)]
+    assert found == [(True, False), (False, False), (True, True)]
+    report = processbench_from(found + [(False, True), (False, True)])
+    assert report["erroneous_accuracy"] == 0.5 and report["correct_accuracy"] == pytest.approx(2 / 3)
+    assert report["processbench_f1"] == pytest.approx(2 * 0.5 * (2 / 3) / (0.5 + 2 / 3))
+    assert first_error_found(torch.tensor([0.9, 0.9]), [1.0, None]) is None
+
+
+def test_the_bootstrap_interval_holds_a_constant_and_spreads_a_coin():
+    assert bootstrap_interval(lambda idx: 0.25, 50) == [0.25, 0.25]
+    coin = [i % 2 for i in range(400)]
+    low, high = bootstrap_interval(lambda idx: sum(coin[i] for i in idx) / len(idx), 400)
+    assert 0.43 < low < 0.48 and 0.52 < high < 0.57  # ± 1.96 · √(¼ / 400) ≈ ± 0.049
+
+
+def test_eval_prm_scores_the_held_out_split(prm_run):
+    assert main(["eval", "prm", "--model", str(prm_run)]) == 0
+    report = json.loads((prm_run / "eval.json").read_text())["prm_eval"]
+    assert report["solutions"] == 30 and report["step_accuracy"] >= 0.9
+    assert report["erroneous_solutions"] + report["correct_solutions"] == 30
+    assert report["wrong_step_f1"] >= 0.8 and report["processbench_f1"] >= 0.8
+    low, high = report["processbench_f1_interval"]
+    assert low <= report["processbench_f1"] <= high

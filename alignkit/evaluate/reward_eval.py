@@ -6,7 +6,6 @@ fraction and seed), so the numbers are on pairs the model never trained on.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -17,7 +16,7 @@ from alignkit.errors import AlignkitError
 from alignkit.evaluate import reward_metrics as rm
 from alignkit.evaluate.held_out import held_out_records
 from alignkit.evaluate.intervals import wilson_cc_interval
-from alignkit.io import atomic_write_json
+from alignkit.io import merge_json_key
 from alignkit.models.scorer import RewardScorer
 
 
@@ -75,10 +74,7 @@ def evaluate_reward_model(model: str, data: str | None = None, *, split_from: st
 
 def write_report(run_dir: Path, report: dict) -> Path:
     """Merge ``report`` under the key ``rm_eval`` into the run's eval.json (atomically) and print it."""
-    path = run_dir / "eval.json"
-    merged = json.loads(path.read_text()) if path.is_file() else {}
-    merged["rm_eval"] = report
-    atomic_write_json(path, merged)
+    path = merge_json_key(run_dir / "eval.json", "rm_eval", report)
     flat = {k: v for k, v in report.items() if isinstance(v, (int, float))}
     console.print(summary_table(f"reward model: {run_dir}", flat))
     low, high = report["accuracy_interval"]

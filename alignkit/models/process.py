@@ -24,8 +24,8 @@ from transformers import AutoModelForTokenClassification, PreTrainedModel
 from alignkit.config import LoraConfig, ModelConfig
 from alignkit.data.collate import collate
 from alignkit.data.records import as_messages
-from alignkit.data.tokenize import TokenizedExample, tokenize_steps
-from alignkit.errors import ConfigError
+from alignkit.data.tokenize import StepTokens, TokenizedExample, tokenize_steps
+from alignkit.errors import ConfigError, DataError
 from alignkit.models.loading import load_pretrained_with_info, load_tokenizer
 from alignkit.models.lora import apply_lora
 from alignkit.models.reward import say_new_weights
@@ -83,8 +83,7 @@ class PRMScorer:
         """p_k of every step of every (prompt, steps); each solution's tensor has one entry per step."""
         if len(prompts) != len(solutions):
             raise ValueError(f"{len(prompts)} prompts but {len(solutions)} solutions")
-        tokenised = [tokenize_steps(as_messages(prompt, "prompt"), list(steps), self.tokenizer,
-                                    max_length=self.max_length, separator=self.separator, location=f"solution {i}")
+        tokenised = [self._tokenise(prompt, steps, f"solution {i}")
                      for i, (prompt, steps) in enumerate(zip(prompts, solutions, strict=True))]
         scores = []
         for start in range(0, len(tokenised), self.batch_size):
@@ -97,6 +96,18 @@ class PRMScorer:
                                  batch["attention_mask"].to(self.device), rows, columns)
             scores += list(torch.sigmoid(logits).cpu().split([len(t.step_ends) for t in chunk]))
         return scores
+
+    def fits(self, prompt, steps: Sequence[str]) -> bool:
+        """Whether the solution's steps and reply header fit in ``max_length`` tokens (the prompt may be cut)."""
+        try:
+            self._tokenise(prompt, steps, "solution")
+        except DataError:
+            return False
+        return True
+
+    def _tokenise(self, prompt, steps: Sequence[str], location: str) -> StepTokens:
+        return tokenize_steps(as_messages(prompt, location), list(steps), self.tokenizer, max_length=self.max_length,
+                              separator=self.separator, location=location)
 
     def score(self, prompts: Sequence, solutions: Sequence[Sequence[str]], aggregation: str = "min") -> list[float]:
         """One score per solution: its step probabilities aggregated (:data:`AGGREGATIONS`)."""

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from alignkit.data import human_preferences, step_labels
 from alignkit.data.arithmetic import arithmetic_rows
+from alignkit.data.arithmetic_chains import chain_rows
 from alignkit.data.readers import read_hub_rows, read_jsonl_rows, read_rows
 from alignkit.data.records import RECORD_TYPES
 from alignkit.errors import DataError, RowDropped
@@ -255,6 +256,18 @@ def _arithmetic_demonstrations(row: dict, location: str) -> list:
     return [RECORD_TYPES["demonstration"].from_row({"prompt": row["prompt"], "response": response}, location)]
 
 
+def _chain_steps(row: dict, location: str) -> list:
+    """The shown solution with its gold step labels."""
+    return step_labels.step_solutions({"prompt": row["prompt"], "steps": row["shown"], "labels": row["labels"],
+                                       "answer": row["answer"]}, location)
+
+
+def _chain_demonstrations(row: dict, location: str) -> list:
+    """User: the question; assistant: the right steps, one per line, then ``The answer is X.``."""
+    response = "\n".join(row["solution"]) + f"\nThe answer is {row['answer']}."
+    return [RECORD_TYPES["demonstration"].from_row({"prompt": row["prompt"], "response": response}, location)]
+
+
 # ---------------------------------------------------------------- AdvBench
 
 
@@ -343,6 +356,12 @@ DATASETS: dict[str, DatasetSpec] = {
     "big-bench-mistake": _big_bench_mistake("big-bench-mistake"),
     "big-bench-mistake-arithmetic": _big_bench_mistake("big-bench-mistake/multistep_arithmetic.jsonl",
                                                        "multistep_arithmetic"),
+    # Chained one-digit arithmetic, shown with one solution whose step labels are known exactly
+    # (alignkit.data.arithmetic_chains), made in code.
+    "arithmetic-chains": DatasetSpec(
+        adapters={"steps": _chain_steps, "prompt": _plain_adapter("prompt"), "demonstration": _chain_demonstrations},
+        generated=chain_rows,
+    ),
     # Harmful requests for red-teaming (Zou et al. 2023, AdvBench harmful behaviours).
     "advbench": DatasetSpec(
         local="advbench/harmful_behaviors.csv",

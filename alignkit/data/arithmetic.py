@@ -13,7 +13,7 @@ teach anything.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 SIZE = 1500
 SEED = 0
@@ -41,9 +41,16 @@ def problem(rng: random.Random) -> dict:
 
 def arithmetic_rows(size: int = SIZE, seed: int = SEED) -> Iterator[tuple[str, dict]]:
     """``(location, row)`` of the task's first ``size`` distinct problems, location ``arithmetic:<index>``."""
+    return distinct_rows(problem, NAME, size, seed)
+
+
+def distinct_rows(draw: Callable[[random.Random], dict], name: str, size: int,
+                  seed: int) -> Iterator[tuple[str, dict]]:
+    """``(location, row)`` of the first ``size`` rows that ``draw(rng)`` makes with distinct prompts, from
+    ``random.Random(seed)``; location ``<name>:<index>``."""
     rng, seen = random.Random(seed), set()
     while len(seen) < size:
-        row = problem(rng)
+        row = draw(rng)
         if row["prompt"] not in seen:
-            yield f"{NAME}:{len(seen)}", row
+            yield f"{name}:{len(seen)}", row
             seen.add(row["prompt"])

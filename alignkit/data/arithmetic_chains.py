@@ -20,6 +20,8 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
+from alignkit.data.arithmetic import distinct_rows
+
 SIZE = 2000
 SEED = 0
 NAME = "arithmetic-chains"
@@ -74,9 +76,4 @@ def chain_row(rng: random.Random) -> dict:
 
 def chain_rows(size: int = SIZE, seed: int = SEED) -> Iterator[tuple[str, dict]]:
     """``(location, row)`` of the task's first ``size`` distinct problems, location ``arithmetic-chains:<index>``."""
-    rng, seen = random.Random(seed), set()
-    while len(seen) < size:
-        row = chain_row(rng)
-        if row["prompt"] not in seen:
-            yield f"{NAME}:{len(seen)}", row
-            seen.add(row["prompt"])
+    return distinct_rows(chain_row, NAME, size, seed)

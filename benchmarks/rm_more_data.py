@@ -11,7 +11,11 @@ set) pools only what is new, and changed data or settings are pooled again. Then
   continuity-corrected Wilson interval, and the length-balanced accuracy) and on each extra set (accuracy
   with its interval: how an HH-trained model does on other people's preferences);
 - the head fitted on HH's training split plus each extra set, and plus all of them, scored on HH's
-  held-out split: whether the extra data helps on HH (the held-out split is the same in every row).
+  held-out split: whether the extra data helps on HH (the held-out split is the same in every row), with
+  the Spearman correlation of its rewards and the responses' lengths there.
+
+With ``--set reward.length_covariate=true`` every head is fitted beside the length term (as ``alignkit rm``
+fits it) from the same cached features, so the second run only fits.
 
     python benchmarks/rm_more_data.py --config configs/rm-smollm2-hh.yaml \\
         --extra pandalm,oasst-en100,autoj-pairwise --out runs/rm-more-data
@@ -34,7 +38,7 @@ import torch
 from alignkit.config import RMConfig, load_config, to_dict
 from alignkit.data.sources import DATASETS
 from alignkit.evaluate.intervals import wilson_cc_interval
-from alignkit.evaluate.reward_metrics import length_balanced_accuracy
+from alignkit.evaluate.reward_metrics import length_balanced_accuracy, spearman
 from alignkit.io import atomic_write_json
 from alignkit.models.reward import load_reward_model
 from alignkit.processes import process_state
@@ -44,6 +48,7 @@ from alignkit.train.reward_head import (
     by_length,
     check_head_only,
     fit_head,
+    fit_head_beside_length,
     group_features,
     head_metrics,
     pooled_encoder,
@@ -131,15 +136,20 @@ def main() -> None:
         balanced = length_balanced_accuracy(rewards[hh_held.better], rewards[hh_held.worse],
                                             hh_held.lengths[hh_held.better], hh_held.lengths[hh_held.worse])
         return {**scored(w, hh_held), "length_balanced_accuracy": balanced["length_balanced_accuracy"],
-                "length_balanced_interval": balanced["length_balanced_interval"]}
+                "length_balanced_interval": balanced["length_balanced_interval"],
+                "reward_length_spearman": spearman(rewards, hh_held.lengths)}
 
-    l2 = config.reward.head_l2
-    hh_only = fit_head(hh_train, l2)
-    trained_on = {"hh": hh_only, **{f"hh + {name}": fit_head(concatenated([hh_train, data]), l2)
-                                    for name, data in extra.items()}}
+    l2, beside_length = config.reward.head_l2, config.reward.length_covariate
+
+    def fit(data: GroupFeatures) -> torch.Tensor:
+        return fit_head_beside_length(data, l2)[0] if beside_length else fit_head(data, l2)
+
+    hh_only = fit(hh_train)
+    trained_on = {"hh": hh_only,
+                  **{f"hh + {name}": fit(concatenated([hh_train, data])) for name, data in extra.items()}}
     if len(extra) > 1:
-        trained_on["hh + " + " + ".join(extra)] = fit_head(concatenated([hh_train, *extra.values()]), l2)
-    report = {"config": args.config, "overrides": args.set, "head_l2": l2,
+        trained_on["hh + " + " + ".join(extra)] = fit(concatenated([hh_train, *extra.values()]))
+    report = {"config": args.config, "overrides": args.set, "head_l2": l2, "length_covariate": beside_length,
               "groups": {"hh-train": hh_train.groups, "hh-held-out": hh_held.groups,
                          **{name: data.groups for name, data in extra.items()}},
               "hh_model_on": {name: scored(hh_only, data) for name, data in extra.items()},
@@ -155,13 +165,14 @@ def markdown(report: dict) -> str:
     def cell(figure, low_high):
         return f"{figure:.3f} ({low_high[0]:.3f}–{low_high[1]:.3f})"
 
-    lines = ["| trained on | groups | HH held-out accuracy (95%) | length-balanced (95%) |",
-             "| --- | --- | --- | --- |"]
+    lines = ["| trained on | groups | HH held-out accuracy (95%) | length-balanced (95%) | Spearman(reward, length) |",
+             "| --- | --- | --- | --- | --- |"]
     groups = report["groups"]
     for label, row in report["on_hh_held_out"].items():
         trained = sum(groups["hh-train" if part == "hh" else part] for part in label.split(" + "))
         lines.append(f"| {label} | {trained} | {cell(row['accuracy'], row['interval'])} | "
-                     f"{cell(row['length_balanced_accuracy'], row['length_balanced_interval'])} |")
+                     f"{cell(row['length_balanced_accuracy'], row['length_balanced_interval'])} | "
+                     f"{row['reward_length_spearman']:.3f} |")
     lines += ["", "| HH-trained head on | groups | accuracy (95%) |", "| --- | --- | --- |"]
     for name, row in report["hh_model_on"].items():
         lines.append(f"| {name} | {row['groups']} | {cell(row['accuracy'], row['interval'])} |")

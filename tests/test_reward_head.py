@@ -253,6 +253,11 @@ def test_the_more_data_benchmark_scores_the_hh_head_elsewhere_and_reuses_its_cac
     subprocess.run(command, check=True, cwd=repo, capture_output=True)
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out").glob("features-*.pt")} == cache  # reused
     assert json.loads((tmp_path / "out" / "more_data.json").read_text())["on_hh_held_out"] == report["on_hh_held_out"]
+    subprocess.run([*command, "--set", "reward.length_covariate=true"], check=True, cwd=repo, capture_output=True)
+    adjusted = json.loads((tmp_path / "out" / "more_data.json").read_text())
+    assert adjusted["length_covariate"] and not report["length_covariate"]
+    assert adjusted["on_hh_held_out"]["hh"]["accuracy"] >= 0.8  # the planted word still tells the pairs apart
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out").glob("features-*.pt")} == cache  # only fitted
     write_jsonl(extra, planted_pairs(31, seed=1))  # the extra set changed: pooled again, beside the old cache
     subprocess.run(command, check=True, cwd=repo, capture_output=True)
     assert len(list((tmp_path / "out").glob("features-more.jsonl-*.pt"))) == 2

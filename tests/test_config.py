@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from alignkit.cli import main
-from alignkit.config import DPOConfig, GenerationConfig, RLConfig, RMConfig, SFTConfig, load_config, to_dict
+from alignkit.config import DPOConfig, GenerationConfig, PRMConfig, RLConfig, RMConfig, SFTConfig, load_config, to_dict
 from alignkit.config.base import _check
 from alignkit.config.shared import layer_indices
 from alignkit.errors import ConfigError
@@ -278,7 +278,7 @@ def test_every_stage_config_round_trips_through_its_saved_yaml(tmp_path, cls, ov
     assert load_config(cls, path) == config
 
 
-RECIPES = {"sft": SFTConfig, "rm": RMConfig, "dpo": DPOConfig, "ppo": RLConfig, "grpo": RLConfig,
+RECIPES = {"sft": SFTConfig, "rm": RMConfig, "prm": PRMConfig, "dpo": DPOConfig, "ppo": RLConfig, "grpo": RLConfig,
            "cai-label": CAILabelConfig, "cai-revise": CAIReviseConfig, "pipeline": PipelineConfig,
            "quickstart": PipelineConfig}
 

@@ -4,7 +4,7 @@ their bad inputs, and the two human-labelled sets by name."""
 import pytest
 from helpers import write_jsonl
 
-from alignkit.data.sources import data_root, load_records
+from alignkit.data.sources import load_records
 from alignkit.data.step_labels import big_bench_mistake_solutions, mr_ben_solutions, step_solutions
 from alignkit.errors import DataError, RowDropped
 
@@ -128,7 +128,6 @@ def test_big_bench_mistake_leaves_blank_steps_out():
                                                       {k: v for k, v in row.items() if k != "mistake_index"})
 
 
-@pytest.mark.skipif(data_root() is None, reason="needs the shared data folder")
 def test_the_human_labelled_sets_by_name():
     mr_ben = load_records("mr-ben", "steps").records
     assert len(mr_ben) == 918 and sum(r.labels[-1] == 1.0 for r in mr_ben) == 149  # the solutions marked correct

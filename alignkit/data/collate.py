@@ -43,3 +43,14 @@ def collate(rows: list[TokenizedExample | PackedRow], pad_token_id: int) -> dict
             mask[i, : len(row.input_ids)] = 1
         batch["attention_mask"] = mask
     return batch
+
+
+def collate_steps(sequences: list[list[int]], positions: list[list[int]], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded ``input_ids`` and ``attention_mask`` of token ``sequences``, and the (``step_row``,
+    ``step_column``) of every position of ``positions`` (per sequence, the steps a process reward model is
+    read at), in order; ``num_tokens`` counts the real tokens."""
+    batch = collate([TokenizedExample(ids, [IGNORE_INDEX] * len(ids)) for ids in sequences], pad_token_id)
+    return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"],
+            "step_row": torch.tensor([i for i, at in enumerate(positions) for _ in at], dtype=torch.long),
+            "step_column": torch.tensor([column for at in positions for column in at], dtype=torch.long),
+            "num_tokens": torch.tensor(sum(len(ids) for ids in sequences))}

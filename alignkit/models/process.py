@@ -22,14 +22,13 @@ from peft import PeftModel
 from transformers import AutoModelForTokenClassification, PreTrainedModel
 
 from alignkit.config import LoraConfig, ModelConfig
-from alignkit.data.collate import collate
+from alignkit.data.collate import collate_steps
 from alignkit.data.records import as_messages
-from alignkit.data.tokenize import StepTokens, TokenizedExample, tokenize_steps
+from alignkit.data.tokenize import StepTokens, tokenize_steps
 from alignkit.errors import ConfigError, DataError
 from alignkit.models.loading import load_pretrained_with_info, load_tokenizer
 from alignkit.models.lora import apply_lora
 from alignkit.models.reward import say_new_weights
-from alignkit.tensors import IGNORE_INDEX
 
 AGGREGATIONS = {
     "min": lambda p: p.min(),
@@ -88,12 +87,10 @@ class PRMScorer:
         scores = []
         for start in range(0, len(tokenised), self.batch_size):
             chunk = tokenised[start:start + self.batch_size]
-            batch = collate([TokenizedExample(t.input_ids, [IGNORE_INDEX] * len(t.input_ids)) for t in chunk],
-                            self.tokenizer.pad_token_id)
-            rows = torch.tensor([r for r, t in enumerate(chunk) for _ in t.step_ends])
-            columns = torch.tensor([e for t in chunk for e in t.step_ends])
-            logits = step_logits(self.net, batch["input_ids"].to(self.device),
-                                 batch["attention_mask"].to(self.device), rows, columns)
+            batch = collate_steps([t.input_ids for t in chunk], [t.step_ends for t in chunk],
+                                  self.tokenizer.pad_token_id)
+            logits = step_logits(self.net, batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device),
+                                 batch["step_row"], batch["step_column"])
             scores += list(torch.sigmoid(logits).cpu().split([len(t.step_ends) for t in chunk]))
         return scores
 

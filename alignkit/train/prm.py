@@ -15,14 +15,13 @@ import dataclasses
 import torch
 
 from alignkit.config import PRMConfig
-from alignkit.data.collate import collate
+from alignkit.data.collate import collate_steps
 from alignkit.data.prepare import load_split, tokenize_records
 from alignkit.data.records import StepSolution
-from alignkit.data.tokenize import TokenizedExample, tokenize_steps
+from alignkit.data.tokenize import tokenize_steps
 from alignkit.errors import DataError
 from alignkit.losses.process import step_loss
 from alignkit.models.process import load_process_reward_model, step_logits
-from alignkit.tensors import IGNORE_INDEX
 from alignkit.train.engine import Engine, RunResult, StepOutput
 from alignkit.train.run import load_stage_tokenizer, prepare_run_dir
 
@@ -57,13 +56,8 @@ class PRMStep:
         self.pad_token_id = pad_token_id
 
     def collate(self, rows: list[StepRow]) -> dict[str, torch.Tensor]:
-        batch = collate([TokenizedExample(r.input_ids, [IGNORE_INDEX] * len(r.input_ids)) for r in rows],
-                        self.pad_token_id)
-        del batch["labels"]
-        batch["step_row"] = torch.tensor([i for i, r in enumerate(rows) for _ in r.positions])
-        batch["step_column"] = torch.tensor([p for r in rows for p in r.positions])
+        batch = collate_steps([r.input_ids for r in rows], [r.positions for r in rows], self.pad_token_id)
         batch["step_label"] = torch.tensor([y for r in rows for y in r.labels], dtype=torch.float32)
-        batch["num_tokens"] = torch.tensor(sum(len(r.input_ids) for r in rows))
         return batch
 
     def count(self, batch) -> int:

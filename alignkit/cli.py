@@ -77,6 +77,44 @@ STAGES = {
 }
 
 
+def _add_prm_label_command(prm) -> None:
+    actions = prm.add_subparsers(dest="prm_action", metavar="ACTION")
+    label = actions.add_parser(
+        "label",
+        help="Step labels from rollouts (Math-Shepherd): does the policy still reach the answer from each step?",
+        description="For each step of each solution, samples --samples completions from the prompt and the steps "
+        "so far and checks their final answers; a step's hard label is 1 when any completion is right, its soft "
+        "label the share that are. Appends one solution per line to --out (rerun to continue) and reports the "
+        "agreement with the source's own labels when it has them.",
+    )
+    label.add_argument("--policy", required=True, help="The model (or run folder) that completes the solutions.")
+    label.add_argument("--data", required=True, help="Step-by-step solutions with answers (any source of steps).")
+    label.add_argument("--out", required=True, help="Output .jsonl (appended to: a rerun continues).")
+    label.add_argument("--samples", type=int, default=8, help="Completions per step (default 8).")
+    label.add_argument("--labels", choices=["hard", "soft"], default="hard", help="Which labels go under 'labels'.")
+    label.add_argument("--num-solutions", type=int, help="Label only the first N solutions.")
+    _add_generation_arguments(label, max_new_tokens=64, temperature=1.0)
+
+
+def _run_prm_label(args) -> None:
+    from pathlib import Path
+
+    from alignkit.config import GenerationConfig
+    from alignkit.console import console, summary_table
+    from alignkit.evaluate.process_eval import label_agreement
+    from alignkit.feedback.rollout_labels import label_solutions
+    from alignkit.rl.generation import load_policy_generator
+
+    flags = {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "top_p": args.top_p,
+             "seed": args.seed, "batch_size": args.batch_size}
+    generation = load_config(GenerationConfig, None, [f"{key}={value}" for key, value in flags.items()])
+    generator = load_policy_generator(args.policy)
+    out = label_solutions(generator, generator.tokenizer, args.data, Path(args.out), samples=args.samples,
+                          generation=generation, labels=args.labels, limit=args.num_solutions)
+    console.print(summary_table(f"step labels from rollouts: {out}", {
+        k: v for k, v in label_agreement(out).items() if isinstance(v, (int, float))}))
+
+
 def _add_eval_commands(commands) -> None:
     evaluate = commands.add_parser("eval", help="Evaluate a trained model.")
     kinds = evaluate.add_subparsers(dest="eval_kind", required=True, metavar="KIND")
@@ -331,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--set", action="append", default=[], metavar="KEY=VALUE", help="Override one key, e.g. train.max_steps=10."
         )
         sub.add_argument("--resume", action="store_true", help="Continue from the newest checkpoint in output_dir.")
+    _add_prm_label_command(commands.choices["prm"])
     _add_eval_commands(commands)
     from alignkit.feedback.cli import add_cai_commands
 
@@ -361,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
             from alignkit.pipeline.cli import run_pipeline_command
 
             run_pipeline_command(args)
+        elif args.command == "prm" and args.prm_action == "label":
+            _run_prm_label(args)
         else:
             stage = STAGES[args.command]
             stage.run(load_config(stage.config, args.config, args.set), args.resume)

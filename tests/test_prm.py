@@ -13,6 +13,7 @@ from alignkit.cli import main
 from alignkit.config import PRMConfig, load_config
 from alignkit.data.tokenize import tokenize_steps
 from alignkit.errors import ConfigError, DataError
+from alignkit.evaluate.process_eval import label_agreement
 from alignkit.evaluate.process_metrics import (
     NO_ERROR,
     bootstrap_interval,
@@ -23,6 +24,7 @@ from alignkit.evaluate.process_metrics import (
     step_counts,
     step_metrics_from,
 )
+from alignkit.feedback.rollout_labels import shepherd_labels, written_lines
 from alignkit.losses.process import step_loss
 from alignkit.models.process import PRMScorer, aggregate
 from alignkit.train.prm import PRMStep, StepRow, run_prm
@@ -166,3 +168,42 @@ def test_eval_prm_scores_the_held_out_split(prm_run):
     assert report["wrong_step_f1"] >= 0.8 and report["processbench_f1"] >= 0.8
     low, high = report["processbench_f1_interval"]
     assert low <= report["processbench_f1"] <= high
+
+
+def test_shepherd_labels_by_hand():
+    hard, soft = shepherd_labels([[True, False, False, False], [False] * 4, [True] * 4])
+    assert hard == [1.0, 0.0, 1.0] and soft == [0.25, 0.0, 1.0]
+    with pytest.raises(ValueError, match="at least one completion"):
+        shepherd_labels([[True], []])
+
+
+def test_a_line_cut_short_is_dropped_before_labelling_continues(tmp_path):
+    out = tmp_path / "labels.jsonl"
+    assert written_lines(out) == 0
+    out.write_text('{"a": 1}\n{"b": 2}\n{"c": ')
+    assert written_lines(out) == 2 and out.read_text() == '{"a": 1}\n{"b": 2}\n'
+
+
+def test_rollout_labels_check_each_prefix_and_resume(tiny_model_dir, tmp_path):
+    # the last step of each solution states its answer, so every completion after it keeps the stated
+    # answer: right for the first solution (answer 5), wrong for the second (it says 6)
+    rows = [{"prompt": "What is 2 + 3?", "steps": ["2 + 3 = 5", "The answer is 5."], "answer": "5",
+             "labels": [1, 1]},
+            {"prompt": "What is 2 + 3?", "steps": ["2 + 3 = 6", "The answer is 6."], "answer": "5",
+             "first_error": 0},
+            {"prompt": "What is 1 + 1?", "steps": ["1 + 1 = 2", "The answer is 2."], "answer": "2"}]
+    data, out = write_jsonl(tmp_path / "solutions.jsonl", rows), tmp_path / "labels.jsonl"
+    command = ["prm", "label", "--policy", str(tiny_model_dir), "--data", str(data), "--out", str(out),
+               "--samples", "3", "--max-new-tokens", "4", "--num-solutions", "2"]
+    assert main(command) == 0
+    first = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [row["hard_labels"][-1] for row in first] == [1.0, 0.0] and first[0]["soft_labels"][-1] == 1.0
+    assert first[1]["reference_labels"] == [0.0, None] and first[0]["samples"] == 3
+    assert first[0]["labels"] == first[0]["hard_labels"]
+    assert main(command[:-1] + ["3"]) == 0  # continues with the third solution only
+    lines = out.read_text().splitlines()
+    assert [json.loads(line) for line in lines[:2]] == first and len(lines) == 3
+    assert json.loads(lines[2])["reference_labels"] is None
+    agreement = label_agreement(out)
+    assert agreement["solutions"] == 3 and agreement["with_reference"] == 2
+    assert agreement["wrong_steps"] == 1  # the second solution's first step; its second is unlabelled

@@ -8,7 +8,10 @@ percentile bootstrap intervals over solutions. The report goes under ``prm_eval`
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import torch
 
 from alignkit.console import console, summary_table
 from alignkit.data.sources import load_records
@@ -70,3 +73,12 @@ def write_prm_report(run_dir: Path, report: dict) -> Path:
         low, high = report[f"{name}_interval"]
         console.print(f"  {name} {report[name]:.3f} (95% {low:.3f}-{high:.3f})")
     return path
+
+
+def label_agreement(labelled: Path) -> dict:
+    """Step accuracy and the F1 of the wrong steps of the ``hard_labels`` that ``alignkit prm label`` wrote
+    to ``labelled``, against the ``reference_labels`` beside them (the rows that have them)."""
+    rows = [json.loads(line) for line in labelled.read_text(encoding="utf-8").splitlines()]
+    referenced = [row for row in rows if row["reference_labels"] is not None]
+    counts = [step_counts(torch.tensor(row["hard_labels"]), row["reference_labels"]) for row in referenced]
+    return {"solutions": len(rows), "with_reference": len(referenced), **step_metrics_from(counts)}

@@ -99,15 +99,12 @@ def _add_prm_label_command(prm) -> None:
 def _run_prm_label(args) -> None:
     from pathlib import Path
 
-    from alignkit.config import GenerationConfig
     from alignkit.console import console, summary_table
     from alignkit.evaluate.process_eval import label_agreement
     from alignkit.feedback.rollout_labels import label_solutions
     from alignkit.rl.generation import load_policy_generator
 
-    flags = {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "top_p": args.top_p,
-             "seed": args.seed, "batch_size": args.batch_size}
-    generation = load_config(GenerationConfig, None, [f"{key}={value}" for key, value in flags.items()])
+    generation = _generation_config(args)
     generator = load_policy_generator(args.policy)
     out = label_solutions(generator, generator.tokenizer, args.data, Path(args.out), samples=args.samples,
                           generation=generation, labels=args.labels, limit=args.num_solutions)
@@ -279,6 +276,15 @@ def _add_generation_arguments(parser, *, max_new_tokens: int, temperature: float
     parser.add_argument("--batch-size", type=int, default=16, help="Prompts per generate call.")
 
 
+def _generation_config(args):
+    """The GenerationConfig of the sampling arguments (:func:`_add_generation_arguments`)."""
+    from alignkit.config import GenerationConfig
+
+    flags = {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "top_p": args.top_p,
+             "seed": args.seed, "batch_size": args.batch_size}
+    return load_config(GenerationConfig, None, [f"{key}={value}" for key, value in flags.items()])
+
+
 def _run_eval(args) -> None:
     from pathlib import Path
 
@@ -300,11 +306,7 @@ def _run_eval(args) -> None:
 
         print(write_html_report(args.runs, Path(args.out)))
         return
-    from alignkit.config import GenerationConfig
-
-    flags = {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "top_p": args.top_p,
-             "seed": args.seed, "batch_size": args.batch_size}
-    generation = load_config(GenerationConfig, None, [f"{key}={value}" for key, value in flags.items()])
+    generation = _generation_config(args)
     if args.eval_kind == "gsm8k":
         from alignkit.evaluate.accuracy import accuracy_problems, evaluate_accuracy, print_accuracy
 

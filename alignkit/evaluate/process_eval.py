@@ -15,7 +15,7 @@ import torch
 
 from alignkit.console import console, summary_table
 from alignkit.data.sources import load_records
-from alignkit.errors import AlignkitError
+from alignkit.errors import AlignkitError, DataError
 from alignkit.evaluate.held_out import held_out_records
 from alignkit.evaluate.process_metrics import (
     bootstrap_interval,
@@ -42,10 +42,16 @@ def evaluate_process_reward_model(model: str, data: str | None = None, *, thresh
     if not solutions:
         raise AlignkitError(f"{data or run_dir}: no solution with step labels to evaluate on")
     scorer = PRMScorer(model_folder(run_dir), batch_size=batch_size, max_length=max_length)
-    fitting = [s for s in solutions if scorer.fits(s.prompt, s.steps)]
+    fitting, tokenised = [], []
+    for i, solution in enumerate(solutions):
+        try:
+            tokenised.append(scorer.tokenise(solution.prompt, solution.steps, f"solution {i}"))
+            fitting.append(solution)
+        except DataError:
+            continue  # too long even with the prompt cut away: counted in skipped_too_long
     if not fitting:
         raise AlignkitError(f"{data or run_dir}: no solution fits in max_length {max_length} tokens")
-    probabilities = scorer.step_scores([s.prompt for s in fitting], [s.steps for s in fitting])
+    probabilities = scorer.scores_of(tokenised)
     counts = [step_counts(p, s.labels, threshold) for p, s in zip(probabilities, fitting, strict=True)]
     found = [f for p, s in zip(probabilities, fitting, strict=True)
              if (f := first_error_found(p, s.labels, threshold)) is not None]

@@ -25,7 +25,7 @@ from alignkit.config import LoraConfig, ModelConfig
 from alignkit.data.collate import collate_steps
 from alignkit.data.records import as_messages
 from alignkit.data.tokenize import StepTokens, tokenize_steps
-from alignkit.errors import ConfigError, DataError
+from alignkit.errors import ConfigError
 from alignkit.models.loading import load_pretrained_with_info, load_tokenizer
 from alignkit.models.lora import apply_lora
 from alignkit.models.reward import say_new_weights
@@ -77,13 +77,16 @@ class PRMScorer:
         self.separator = getattr(self.net.config, "prm_separator", "\n")
         self.batch_size, self.max_length, self.device = batch_size, max_length, torch.device(device)
 
-    @torch.no_grad()
     def step_scores(self, prompts: Sequence, solutions: Sequence[Sequence[str]]) -> list[torch.Tensor]:
         """p_k of every step of every (prompt, steps); each solution's tensor has one entry per step."""
         if len(prompts) != len(solutions):
             raise ValueError(f"{len(prompts)} prompts but {len(solutions)} solutions")
-        tokenised = [self._tokenise(prompt, steps, f"solution {i}")
-                     for i, (prompt, steps) in enumerate(zip(prompts, solutions, strict=True))]
+        return self.scores_of([self.tokenise(prompt, steps, f"solution {i}")
+                               for i, (prompt, steps) in enumerate(zip(prompts, solutions, strict=True))])
+
+    @torch.no_grad()
+    def scores_of(self, tokenised: Sequence[StepTokens]) -> list[torch.Tensor]:
+        """p_k of every step of solutions already tokenised by :meth:`tokenise`."""
         scores = []
         for start in range(0, len(tokenised), self.batch_size):
             chunk = tokenised[start:start + self.batch_size]
@@ -94,15 +97,9 @@ class PRMScorer:
             scores += list(torch.sigmoid(logits).cpu().split([len(t.step_ends) for t in chunk]))
         return scores
 
-    def fits(self, prompt, steps: Sequence[str]) -> bool:
-        """Whether the solution's steps and reply header fit in ``max_length`` tokens (the prompt may be cut)."""
-        try:
-            self._tokenise(prompt, steps, "solution")
-        except DataError:
-            return False
-        return True
-
-    def _tokenise(self, prompt, steps: Sequence[str], location: str) -> StepTokens:
+    def tokenise(self, prompt, steps: Sequence[str], location: str) -> StepTokens:
+        """A solution as training rendered it, cut to ``max_length`` from the left; DataError naming
+        ``location`` when its steps and reply header alone do not fit."""
         return tokenize_steps(as_messages(prompt, location), list(steps), self.tokenizer, max_length=self.max_length,
                               separator=self.separator, location=location)
 

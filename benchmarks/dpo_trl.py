@@ -10,7 +10,8 @@ loss (dpo, cdpo, ipo or hinge), beta and optimiser settings:
     alignkit eval winrate --policy runs/dpo-trl --baseline smollm2-135m --judge runs/rm-smollm2-hh \
         --data runs/dpo-trl/heldout.jsonl
 
-``--set key=value`` overrides the config as in the alignkit CLI; ``--max-steps N`` times N steps only.
+``--set key=value`` overrides the config as in the alignkit CLI; ``--max-steps N`` times N steps only;
+``--set train.max_minutes=M`` stops training after the step that crosses M minutes, as it stops alignkit's.
 """
 
 import argparse
@@ -34,6 +35,7 @@ from alignkit.models.lora import lora_targets
 if __package__ in (None, ""):  # run as a script: make the benchmarks package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.data import tokenize_pairs  # noqa: E402
+from benchmarks.trl_budget import add_time_budget, tokens_trained  # noqa: E402
 
 
 class PretokenizedDPOTrainer(DPOTrainer):
@@ -114,6 +116,7 @@ def main() -> None:
         eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None, processing_class=tokenizer,
         peft_config=peft_config,
     )
+    budget = add_time_budget(trainer, t.max_minutes)
     setup_seconds, start = time.perf_counter() - start, time.perf_counter()
     result = trainer.train()
     seconds = time.perf_counter() - start
@@ -121,9 +124,10 @@ def main() -> None:
         trainer.evaluate()
     save_model(trainer.model, tokenizer, out / "model")  # LoRA merged
 
-    # Tokens as alignkit counts them: chosen + rejected sequences (the unlabelled newline included) per epoch.
-    # With max_steps the pairs TRL drew are not tracked: mean tokens per pair x pairs consumed (steps x batch).
-    trained = tokens / len(rows) * result.global_step * t.batch_size if max_steps else tokens * t.epochs
+    # Tokens as alignkit counts them: chosen + rejected sequences (the unlabelled newline included).
+    stopped = budget is not None and budget.stopped
+    trained = tokens_trained(tokens, len(rows), t.epochs, result.global_step, t.batch_size,
+                             cut_short=stopped or bool(max_steps))
     logged = {key: value for entry in trainer.state.log_history for key, value in entry.items()}  # last of each
     report = {
         "loss": pref.loss, "trl_loss_type": losses["loss_type"], "reference": reference,
@@ -132,6 +136,7 @@ def main() -> None:
         "tokens_per_second": trained / seconds,
         "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "train_loss": result.training_loss,
+        "max_minutes": t.max_minutes, "stopped_at_budget": stopped,
         **{key: logged.get(key) for key in ("rewards/accuracies", "rewards/margins", "eval_loss",
                                             "eval_rewards/accuracies", "eval_rewards/margins")},
     }

@@ -10,8 +10,9 @@ model, LoRA targets and optimiser settings. Both models are then scored by the s
     alignkit eval rm --model runs/rm-smollm2-hh --data runs/rm-trl/heldout.jsonl
 
 ``--set key=value`` overrides the config as ``alignkit rm --set`` does (a sweep runs one config many ways);
-with ``lora.enabled: false`` TRL fine-tunes every weight. ``--max-minutes`` stops training at that wall-clock
-budget (after the step that crosses it), so both toolkits can be compared at the same time budget.
+with ``lora.enabled: false`` TRL fine-tunes every weight. ``--set train.max_minutes=M`` stops training at that
+wall-clock budget (after the step that crosses it), as it does alignkit's, so both toolkits can be compared at the
+same time budget.
 """
 
 import argparse
@@ -24,7 +25,7 @@ from pathlib import Path
 import torch
 from datasets import Dataset
 from peft import LoraConfig
-from transformers import AutoModelForSequenceClassification, TrainerCallback
+from transformers import AutoModelForSequenceClassification
 from trl import RewardConfig, RewardTrainer
 
 from alignkit.config import RMConfig, load_config
@@ -36,6 +37,7 @@ from alignkit.models.lora import lora_targets
 if __package__ in (None, ""):  # run as a script: make the benchmarks package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.data import reward_rows  # noqa: E402
+from benchmarks.trl_budget import add_time_budget, tokens_trained  # noqa: E402
 
 
 def main() -> None:
@@ -43,7 +45,6 @@ def main() -> None:
     parser.add_argument("--config", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
-    parser.add_argument("--max-minutes", type=float, default=None, help="stop training after this wall-clock time")
     args = parser.parse_args()
     config = load_config(RMConfig, args.config, args.set)
     out = Path(args.out)
@@ -74,7 +75,7 @@ def main() -> None:
     trainer_args = RewardConfig(
         output_dir=str(out / "trainer"), per_device_train_batch_size=t.micro_batch_size,
         gradient_accumulation_steps=t.batch_size // t.micro_batch_size, learning_rate=t.learning_rate,
-        num_train_epochs=t.epochs, warmup_steps=t.warmup_steps,
+        num_train_epochs=t.epochs, max_steps=t.max_steps or -1, warmup_steps=t.warmup_steps,
         lr_scheduler_type="constant_with_warmup" if t.schedule == "constant" else t.schedule,
         max_grad_norm=t.max_grad_norm, weight_decay=t.weight_decay, seed=t.seed, max_length=None,
         # TRL defaults to bf16 mixed precision and gradient checkpointing; match alignkit's config instead.
@@ -83,38 +84,26 @@ def main() -> None:
     )
     trainer = RewardTrainer(model=model, args=trainer_args, train_dataset=Dataset.from_list(rows),
                             processing_class=tokenizer, peft_config=peft_config)
-    if args.max_minutes is not None:
-        trainer.add_callback(TimeBudget(args.max_minutes * 60))
+    budget = add_time_budget(trainer, t.max_minutes)
     start = time.perf_counter()
     result = trainer.train()
     seconds = time.perf_counter() - start
     save_model(trainer.model, tokenizer, out / "model")
+    stopped = budget is not None and budget.stopped
+    trained = tokens_trained(tokens, len(rows), t.epochs, result.global_step, t.batch_size,
+                             cut_short=stopped or t.max_steps is not None)
     report = {
         "pairs": len(rows),
         "steps": result.global_step,
         "train_seconds": seconds,
-        "tokens_per_second": tokens * t.epochs / seconds,
+        "tokens_per_second": trained / seconds,
         "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "train_loss": result.training_loss,
-        "max_minutes": args.max_minutes,
+        "max_minutes": t.max_minutes,
+        "stopped_at_budget": stopped,
     }
     (out / "trl_report.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
-
-
-class TimeBudget(TrainerCallback):
-    """Ends training after the first optimizer step that finishes past ``seconds`` of wall-clock time."""
-
-    def __init__(self, seconds: float):
-        self.seconds = seconds
-        self.start = time.perf_counter()
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.start = time.perf_counter()
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if time.perf_counter() - self.start >= self.seconds:
-            control.should_training_stop = True
 
 
 if __name__ == "__main__":

@@ -126,3 +126,22 @@ def test_without_trl_its_side_is_skipped_with_a_note(tmp_path, monkeypatch):
     assert results["runs"] == []
     assert results["skipped"] == ["TRL's side was skipped: trl is not installed (pip install -e '.[bench]')."]
     assert "trl is not installed" in out.with_suffix(".md").read_text()
+
+
+def test_tokens_trained_counts_the_epochs_or_the_pairs_a_cut_short_run_consumed():
+    from benchmarks.trl_budget import tokens_trained
+
+    assert tokens_trained(1000, pairs=10, epochs=2, steps=6, batch_size=4, cut_short=False) == 2000
+    assert tokens_trained(1000, pairs=10, epochs=2, steps=3, batch_size=4, cut_short=True) == 1200
+
+
+def test_the_time_budget_stops_trl_after_the_step_that_spends_it_but_not_after_the_last():
+    from transformers import TrainerControl, TrainerState
+
+    from benchmarks.trl_budget import TimeBudget
+
+    spent, ample = TimeBudget(0.0), TimeBudget(3600.0)
+    for budget, step, stops in ((ample, 1, False), (spent, 5, False), (spent, 1, True)):
+        control = TrainerControl()
+        budget.on_step_end(None, TrainerState(global_step=step, max_steps=5), control)
+        assert (control.should_training_stop, budget.stopped) == (stops, stops)

@@ -191,6 +191,7 @@ def test_the_saved_model_scores_exactly_what_the_fit_reports(head_run):
     ("lora.enabled=true", "lora.enabled"),
     ("train.learning_rate=1e-3", "train.learning_rate"),
     ("train.epochs=3", "train.epochs"),
+    ("train.max_minutes=5", "train.max_minutes"),
     ("reward.ensemble_size=2", "reward.ensemble_size"),
 ])
 def test_settings_a_head_only_fit_cannot_use_are_errors(tiny_model_dir, tmp_path, setting, key):

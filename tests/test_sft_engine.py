@@ -154,6 +154,24 @@ def test_max_steps_over_epochs_is_said(tiny_model_dir, tmp_path, capsys):
     assert "train.max_steps (2) sets the length of the run; train.epochs (3) does not apply" in capsys.readouterr().err
 
 
+def test_a_spent_wall_clock_budget_stops_after_the_step_and_still_saves_and_evaluates(tiny_model_dir, tmp_path,
+                                                                                      capsys):
+    out = tmp_path / "run"
+    result = run_sft(tiny_config(tiny_model_dir, out, "train.max_minutes=0"))
+    assert result.steps == 1
+    assert [row["step"] for row in losses(out) if "loss" in row] == [1]
+    report = json.loads((out / "eval.json").read_text())
+    assert (report["step"], report["planned_steps"], report["stopped_at_budget"]) == (1, 6, True)
+    assert "eval_loss" in report and (out / "model" / "model.safetensors").exists()
+    assert "train.max_minutes (0.0): stopped after step 1 of 6" in capsys.readouterr().err
+
+
+def test_a_budget_that_is_not_reached_changes_nothing(tiny_model_dir, tmp_path):
+    run_sft(tiny_config(tiny_model_dir, tmp_path / "run", "train.max_minutes=60"))
+    report = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert report["step"] == 6 and "stopped_at_budget" not in report and "planned_steps" not in report
+
+
 def test_checkpoints_of_a_tied_embedding_model_save_quietly(tiny_model_dir, tmp_path, caplog):
     """accelerate drops the tied output weight from a checkpoint and warns each time; loading re-ties it
     (the exact-resume test above), so the warning is left out of the run's log."""

@@ -98,6 +98,12 @@ class TrainConfig:
         "says so when epochs is not 1).", min=1
     )
     max_steps: int | None = option(None, "Optimizer steps to run, in place of epochs.", min=1)
+    max_minutes: float | None = option(
+        None, "A wall-clock budget: training stops after the first optimizer step that ends past this many minutes "
+        "(the model is saved and evaluated as at the planned end; the schedule keeps the planned length, so a "
+        "decaying learning rate has not reached 0). eval.json records the steps done and stopped_at_budget.",
+        min=0,
+    )
     batch_size: int = option(
         8,
         "Training examples per optimizer step, across all processes and accumulation. An example is, for SFT, "

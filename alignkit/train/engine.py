@@ -104,6 +104,7 @@ class Stateful(Protocol):
 @dataclass
 class RunResult:
     steps: int
+    planned_steps: int
     train_seconds: float
     tokens_per_second: float
     peak_memory_mb: float
@@ -116,6 +117,8 @@ class RunResult:
         """What a run writes to eval.json: the last step, held-out metrics after and before, loss, speed."""
         return {
             "step": self.steps,
+            **({"planned_steps": self.planned_steps, "stopped_at_budget": True}
+               if self.steps < self.planned_steps else {}),
             **self.eval_after,
             **{f"initial_{k}": v for k, v in self.eval_before.items()},
             "train_loss_first": self.first_loss,
@@ -202,7 +205,8 @@ class Engine:
             log = MetricsLog(self.run_dir, resume_step=start if resume else None, tensorboard=cfg.tensorboard)
         eval_before = self._initial_eval(evaluate if evaluate_at_start else None, log, resume)
         first_loss = last_loss = None
-        tokens, began = 0, time.perf_counter()
+        tokens, began, done, stopped = 0, time.perf_counter(), start, False
+        budget = cfg.max_minutes * 60 if cfg.max_minutes is not None else math.inf
         with training_bar(self.is_main) as bar:
             task = bar.add_task(self.step.name, total=rounds, completed=start, loss="-", tps="-")
             for step in range(start, rounds):
@@ -212,17 +216,24 @@ class Engine:
                 last_loss = metrics["loss"]
                 first_loss = last_loss if first_loss is None else first_loss
                 tps = tokens / (time.perf_counter() - began)
+                stopped = done < rounds and self._past(began, budget)
+                last = done == rounds or stopped
                 bar.update(task, completed=done, loss=f"{last_loss:.4f}", tps=f"{tps:.0f}")
-                if cfg.eval_every and done % cfg.eval_every == 0 and done < rounds and evaluate:
+                if cfg.eval_every and done % cfg.eval_every == 0 and not last and evaluate:
                     metrics.update(evaluate())
-                if log and (done % cfg.log_every == 0 or done == rounds):
+                if log and (done % cfg.log_every == 0 or last):
                     log.log(done, {**metrics, "lr": self.scheduler.get_last_lr()[0], "tokens_per_second": tps})
                 if cfg.save_every and done % cfg.save_every == 0:
                     save_checkpoint(acc, self.run_dir, done, cfg.keep_checkpoints)
+                if stopped:
+                    break
         seconds = time.perf_counter() - began
+        if stopped and self.is_main:
+            console.print(f"[yellow]train.max_minutes ({cfg.max_minutes}): stopped after step {done} of {rounds}")
         eval_after = evaluate() if evaluate else {}
         result = RunResult(
-            steps=rounds,
+            steps=done,
+            planned_steps=rounds,
             train_seconds=seconds,
             tokens_per_second=tokens / seconds if seconds else 0.0,
             peak_memory_mb=peak_memory_mb(acc.device),
@@ -305,6 +316,12 @@ class Engine:
 
     def _global_sum(self, value: float) -> float:
         return float(self.accelerator.reduce(torch.tensor(value, device=self.accelerator.device), reduction="sum"))
+
+    def _past(self, began: float, budget: float) -> bool:
+        """Whether ``budget`` seconds have passed since ``began`` on any process (all processes agree)."""
+        if math.isinf(budget):
+            return False
+        return self._global_sum(float(time.perf_counter() - began > budget)) > 0
 
     def _clip(self) -> float:
         limit = self.config.max_grad_norm if self.config.max_grad_norm is not None else math.inf

@@ -42,8 +42,9 @@ from alignkit.tensors import IGNORE_INDEX
 from alignkit.train.engine import RunResult, peak_memory_mb
 from alignkit.train.reporting import MetricsLog
 
-STEPPED_TRAIN_KEYS = ("epochs", "max_steps", "batch_size", "learning_rate", "weight_decay", "adam_beta1",
-                      "adam_beta2", "warmup_steps", "schedule", "max_grad_norm", "eval_every", "save_every")
+STEPPED_TRAIN_KEYS = ("epochs", "max_steps", "max_minutes", "batch_size", "learning_rate", "weight_decay",
+                      "adam_beta1", "adam_beta2", "warmup_steps", "schedule", "max_grad_norm", "eval_every",
+                      "save_every")
 
 
 @dataclasses.dataclass
@@ -244,7 +245,7 @@ def run_head_only(config: RMConfig, model: RewardModel, tokenizer, train_groups:
     log.log(0, {"loss": first, **before})
     log.log(1, {"loss": last, **after})
     log.close()
-    result = RunResult(steps=1, train_seconds=seconds, tokens_per_second=train.tokens / seconds,
+    result = RunResult(steps=1, planned_steps=1, train_seconds=seconds, tokens_per_second=train.tokens / seconds,
                        peak_memory_mb=peak_memory_mb(device), first_loss=first, last_loss=last,
                        eval_before=before, eval_after=after)
     report = {**result.report(), "head_l2": config.reward.head_l2, **length_term}

@@ -159,11 +159,7 @@ def _add_eval_commands(commands) -> None:
         description="Generates one reply per problem and checks its final number against the reference answer; "
         "reports the accuracy with a 95% Wilson interval. Writes accuracy.json and samples.jsonl to --out.",
     )
-    accuracy.add_argument("--policy", required=True, help="The policy: a run folder, model folder or model name.")
-    accuracy.add_argument("--split-from", help="Use the held-out split of this run folder (default: the policy's).")
-    accuracy.add_argument("--data", help="Problems of this data source instead (e.g. gsm8k or a .jsonl of prompts "
-                          "with answers).")
-    accuracy.add_argument("--num-problems", type=int, default=200, help="Evaluate on the first N problems.")
+    _add_problem_arguments(accuracy)
     _add_generation_arguments(accuracy, max_new_tokens=256, temperature=0.0)
     accuracy.add_argument("--out", help="Output folder (default: <policy>/accuracy, or runs/accuracy-<name>).")
     hacking = kinds.add_parser(
@@ -196,6 +192,28 @@ def _add_eval_commands(commands) -> None:
     best_of_n.add_argument("--n", default="1,2,4,8,16", help="The n values, comma-separated (default: 1,2,4,8,16); "
                            "max(n) replies are sampled per prompt.")
     best_of_n.add_argument("--out", help="Output folder (default: <policy>/best-of-n-<judge folder name>).")
+    answers = kinds.add_parser(
+        "best-of-n-answers",
+        help="Best-of-n on problems with a checked answer: accuracy against n of choosing by a process reward "
+        "model, an outcome reward model or majority vote, with pass@n as the ceiling.",
+        description="Samples max(n) solutions per problem, checks each final answer (GSM8K's checker) and "
+        "reports, for each n, exact estimates from those samples of how often the best of n is right when chosen "
+        "by --prm (its step probabilities aggregated over the solution's lines), by --orm (a reward model) or by "
+        "majority vote over final answers, beside pass@n, each with a 95% bootstrap interval over problems. "
+        "Writes best_of_n_answers.json and samples.jsonl to --out.",
+    )
+    _add_problem_arguments(answers)
+    answers.add_argument("--prm", help="A process-reward-model run or model folder (alignkit prm).")
+    answers.add_argument("--prm-aggregation", choices=["min", "product", "last", "mean"], default="min",
+                         help="How a solution's step probabilities become its score (default: min).")
+    answers.add_argument("--orm", help="An outcome reward model: an alignkit rm run, model or ensemble folder.")
+    answers.add_argument("--n", default="1,2,4,8,16", help="The n values, comma-separated (default: 1,2,4,8,16); "
+                         "max(n) solutions are sampled per problem.")
+    answers.add_argument("--score-batch-size", type=int, default=8, help="Solutions per scoring forward pass.")
+    answers.add_argument("--max-length", type=int, default=1024, help="Longest scored sequence in tokens.")
+    _add_generation_arguments(answers, max_new_tokens=128, temperature=0.7)
+    answers.add_argument("--out", help="Output folder (default: <policy>/best-of-n-answers, or "
+                         "runs/best-of-n-answers-<name>).")
     report = kinds.add_parser(
         "report",
         help="One self-contained HTML report (plots included) of one or more run folders, and a Markdown summary.",
@@ -205,6 +223,26 @@ def _add_eval_commands(commands) -> None:
     )
     report.add_argument("runs", nargs="+", metavar="RUN_DIR", help="Run folders (each with a metrics.jsonl).")
     report.add_argument("--out", default="report.html", help="The HTML file to write (default: report.html).")
+
+
+def _add_problem_arguments(parser) -> None:
+    """The policy and the problems with known answers it is checked on."""
+    parser.add_argument("--policy", required=True, help="The policy: a run folder, model folder or model name.")
+    parser.add_argument("--split-from", help="Use the held-out split of this run folder (default: the policy's).")
+    parser.add_argument("--data", help="Problems of this data source instead (e.g. gsm8k or a .jsonl of prompts "
+                        "with answers).")
+    parser.add_argument("--num-problems", type=int, default=200, help="Evaluate on the first N problems.")
+
+
+def _problems(args):
+    """The problems of :func:`_add_problem_arguments`, and whether the policy is a run folder."""
+    from pathlib import Path
+
+    from alignkit.evaluate.accuracy import accuracy_problems
+
+    is_run = Path(args.policy, "config.yaml").is_file()
+    return accuracy_problems(args.split_from or (args.policy if is_run and not args.data else None), args.data,
+                             args.num_problems), is_run
 
 
 def _add_probe_arguments(hacking) -> None:
@@ -307,15 +345,23 @@ def _run_eval(args) -> None:
         print(write_html_report(args.runs, Path(args.out)))
         return
     generation = _generation_config(args)
-    if args.eval_kind == "gsm8k":
-        from alignkit.evaluate.accuracy import accuracy_problems, evaluate_accuracy, print_accuracy
-
-        is_run = Path(args.policy, "config.yaml").is_file()
-        problems = accuracy_problems(args.split_from or (args.policy if is_run and not args.data else None),
-                                     args.data, args.num_problems)
+    if args.eval_kind in ("gsm8k", "best-of-n-answers"):
+        problems, is_run = _problems(args)
+        name = "accuracy" if args.eval_kind == "gsm8k" else args.eval_kind
         out = Path(args.out) if args.out else (
-            Path(args.policy) / "accuracy" if is_run else Path("runs") / f"accuracy-{Path(args.policy).name}")
-        print_accuracy(evaluate_accuracy(args.policy, problems, generation, out), out)
+            Path(args.policy) / name if is_run else Path("runs") / f"{name}-{Path(args.policy).name}")
+        if args.eval_kind == "gsm8k":
+            from alignkit.evaluate.accuracy import evaluate_accuracy, print_accuracy
+
+            print_accuracy(evaluate_accuracy(args.policy, problems, generation, out), out)
+            return
+        from alignkit.evaluate.answer_best_of_n import evaluate_answer_best_of_n, print_answer_best_of_n
+        from alignkit.evaluate.best_of_n_eval import parse_ns
+
+        print_answer_best_of_n(evaluate_answer_best_of_n(
+            args.policy, problems, generation, parse_ns(args.n), out, prm=args.prm,
+            prm_aggregation=args.prm_aggregation, orm=args.orm, batch_size=args.score_batch_size,
+            max_length=args.max_length), out)
         return
     from alignkit.evaluate.winrate import evaluate_winrate, print_report, winrate_prompts
 

@@ -53,3 +53,16 @@ def test_demonstrations_and_prompts_use_the_right_solution():
     assert prompts[0].answer == str(value_of(prompts[0].prompt[0]["content"]))
     assert [row for _, row in zip(range(3), chain_rows(), strict=False)] == [row for _, row in zip(
         range(3), chain_rows(), strict=False)]  # the same rows every time
+
+
+def test_outcome_pairs_put_the_right_solution_over_a_slipped_one_for_every_problem():
+    pairs = load_records("arithmetic-chains", "preference").records
+    prompts = load_records("arithmetic-chains", "prompt").records
+    assert [p.prompt for p in pairs] == [p.prompt for p in prompts]  # one per problem: every kind splits alike
+    for pair, problem in zip(pairs, prompts, strict=True):
+        chosen, rejected = pair.chosen.splitlines(), pair.rejected.splitlines()
+        assert chosen[-1] == f"The answer is {problem.answer}."
+        steps = parsed(rejected[:-1])
+        wrong = [k for k, (_, a, op, b, r) in enumerate(steps) if r != (a + b if op == "+" else a - b)]
+        assert len(wrong) == 1 and rejected[-1] == f"The answer is {steps[-1][4]}." != chosen[-1]
+        assert len(steps) == len(parsed(chosen[:-1]))

@@ -13,16 +13,17 @@ from alignkit.cli import main
 from alignkit.config import PRMConfig, load_config
 from alignkit.data.tokenize import tokenize_steps
 from alignkit.errors import ConfigError, DataError
+from alignkit.evaluate.intervals import bootstrap_interval
 from alignkit.evaluate.process_eval import label_agreement
 from alignkit.evaluate.process_metrics import (
     NO_ERROR,
-    bootstrap_interval,
     f1,
     first_error,
     first_error_found,
     processbench_from,
     step_counts,
     step_metrics_from,
+    wrong_step_auroc,
 )
 from alignkit.feedback.rollout_labels import shepherd_labels, written_lines
 from alignkit.losses.process import step_loss
@@ -151,6 +152,18 @@ def test_step_metrics_by_hand():
     assert report["erroneous_accuracy"] == 0.5 and report["correct_accuracy"] == pytest.approx(2 / 3)
     assert report["processbench_f1"] == pytest.approx(2 * 0.5 * (2 / 3) / (0.5 + 2 / 3))
     assert first_error_found(torch.tensor([0.9, 0.9]), [1.0, None]) is None
+    # AUROC: wrong steps 0.6 and 0.3 against right steps 0.9, 0.2, 0.8: 0.6 is below 2 of 3, 0.3 below 2 of 3
+    assert wrong_step_auroc(probabilities, labels) == pytest.approx(4 / 6)
+    assert wrong_step_auroc([torch.tensor([0.5, 0.5])], [[1.0, 0.0]]) == 0.5  # a tie counts half
+    assert wrong_step_auroc([torch.tensor([0.9])], [[1.0]]) == 0.5  # no wrong step to rank
+    rng = random.Random(0)
+    probs = [torch.tensor([rng.choice([0.1, 0.4, 0.7]) for _ in range(4)]) for _ in range(20)]
+    ys = [[rng.choice([1.0, 0.0, 0.3, None]) for _ in range(4)] for _ in range(20)]
+    steps = [(p, y) for ps, yy in zip(probs, ys, strict=True)
+             for p, y in zip(ps.tolist(), yy, strict=True) if y is not None]
+    pairs = [(pw, pr) for pw, yw in steps if yw < 0.5 for pr, yr in steps if yr >= 0.5]
+    slow = sum(1.0 if pw < pr else 0.5 if pw == pr else 0.0 for pw, pr in pairs) / len(pairs)
+    assert wrong_step_auroc(probs, ys) == pytest.approx(slow)
 
 
 def test_the_bootstrap_interval_holds_a_constant_and_spreads_a_coin():
@@ -207,3 +220,24 @@ def test_rollout_labels_check_each_prefix_and_resume(tiny_model_dir, tmp_path):
     agreement = label_agreement(out)
     assert agreement["solutions"] == 3 and agreement["with_reference"] == 2
     assert agreement["wrong_steps"] == 1  # the second solution's first step; its second is unlabelled
+
+
+def test_best_of_n_answers_samples_checks_and_ranks_by_the_prm(prm_run, tiny_model_dir, tmp_path, capsys):
+    data = write_jsonl(tmp_path / "problems.jsonl", [{"prompt": "What is 2 + 3?", "answer": "5"},
+                                                     {"prompt": "What is 1 + 1?", "answer": "2"}])
+    out = tmp_path / "bon"
+    assert main(["eval", "best-of-n-answers", "--policy", str(tiny_model_dir), "--data", str(data), "--prm",
+                 str(prm_run), "--n", "3,1", "--max-new-tokens", "6", "--out", str(out)]) == 0
+    report = json.loads((out / "best_of_n_answers.json").read_text())
+    assert [point["n"] for point in report["curve"]] == [1, 3] and report["samples_per_problem"] == 3
+    assert set(report["curve"][1]) == {"n", "pass", "majority", "prm"} and report["orm"] is None
+    rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    solutions = [s for row in rows for s in row["solutions"]]
+    assert [len(row["solutions"]) for row in rows] == [3, 3]
+    assert all(0 <= s["prm"] <= 1 or s["prm"] == -1.0 for s in solutions)
+    plain = sum(s["correct"] for s in solutions) / len(solutions)
+    assert [report["curve"][0][k]["accuracy"] for k in ("pass", "majority", "prm")] == pytest.approx([plain] * 3)
+    assert report["no_answer"] == sum(s["answer"] is None for s in solutions) / len(solutions)
+    assert main(["eval", "best-of-n-answers", "--policy", str(tiny_model_dir), "--data", str(data), "--prm",
+                 "nowhere"]) == 2
+    assert "prm 'nowhere': no such folder" in capsys.readouterr().err

@@ -20,7 +20,7 @@ from alignkit.losses.ppo import policy_loss
 from alignkit.models import load_causal_lm, load_tokenizer
 from alignkit.models.reference import FrozenCopy, logprobs_from
 from alignkit.models.value import ActorCritic
-from alignkit.rl.checkers import extract_answer, gsm8k_correct
+from alignkit.rl.checkers import answer_value, extract_answer, gsm8k_correct
 from alignkit.rl.collector import RolloutCollector
 from alignkit.rl.estimators import ADVANTAGE_ESTIMATORS, advantage_name
 from alignkit.rl.generation import END_OF_TURN, Completion, HFGenerator
@@ -226,6 +226,8 @@ def test_gsm8k_checker_reads_the_final_number():
     assert gsm8k_correct("The answer is $1,000.", "1000")
     assert gsm8k_correct("It is 2.50", "2.5") and not gsm8k_correct("It is 25", "2.5")
     assert gsm8k_correct("The answer is 18. Then 3 more.", "18")  # the marked answer wins over later numbers
+    assert [answer_value(r) for r in ("The answer is $1,000.", "1000.0", "It is 2.50", "none")] == [
+        "1000", "1000", "2.5", None]
     prompts = [Prompt(({"role": "user", "content": "q"},), "4")] * 2
     completions = [Completion("2 + 2 = 4", (1,), 1, True), Completion("5", (1,), 1, True)]
     assert GSM8KReward()(prompts, completions).tolist() == [1.0, 0.0]

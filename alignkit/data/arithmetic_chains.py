@@ -12,6 +12,9 @@ first wrong step: the steps before it are labelled right, it is labelled wrong, 
 left unlabelled (as :mod:`alignkit.data.step_labels` reads a first wrong step). The answer stays the right
 one, so a final-answer check finds every slipped solution wrong.
 
+For outcome reward models every problem also gives one preference pair (``preference`` records): its right
+solution over a slipped one, each ending ``The answer is X.`` with the value it reached.
+
 :data:`SIZE` problems, each once, from a fixed seed: the same rows on every machine, with no file to read.
 """
 
@@ -59,19 +62,28 @@ def worked(start: int, operations: list[tuple[int, str, int]], slip_at: int | No
 
 
 def chain_row(rng: random.Random) -> dict:
-    """One row: the prompt, the right ``solution``, the ``shown`` solution with its ``labels``, the answer."""
+    """One row: the prompt, the right ``solution``, the ``shown`` solution with its ``labels``, the answer,
+    and a ``slipped`` solution (the shown one when it slipped, else one slipped by a generator seeded with
+    the expression, so that the rows drawn from ``rng`` do not change)."""
     expression, operations, value = chain(rng)
     solution = worked(operations[0][0], operations)
     shown, labels = solution, [1.0] * len(solution)
     if rng.random() < 0.5:
-        slip_at = rng.randrange(len(operations))
-        left, operator, operand = operations[slip_at]
-        right = left + operand if operator == "+" else left - operand
-        slips = [d for d in (-3, -2, -1, 1, 2, 3) if right + d >= 0]
-        shown = worked(operations[0][0], operations, slip_at, rng.choice(slips))
+        shown, slip_at = slipped(operations, rng)
         labels = [1.0] * slip_at + [0.0] + [None] * (len(operations) - slip_at - 1)
+    wrong = shown if shown is not solution else slipped(operations, random.Random(expression))[0]
     return {"prompt": f"What is {expression}?", "solution": solution, "shown": shown, "labels": labels,
-            "answer": str(value)}
+            "answer": str(value), "slipped": wrong}
+
+
+def slipped(operations: list[tuple[int, str, int]], rng: random.Random) -> tuple[list[str], int]:
+    """A solution of ``operations`` with one slip at a step drawn from ``rng``, off by 1 to 3 and staying
+    non-negative, carried forward; and the slipped step's index."""
+    slip_at = rng.randrange(len(operations))
+    left, operator, operand = operations[slip_at]
+    right = left + operand if operator == "+" else left - operand
+    slips = [d for d in (-3, -2, -1, 1, 2, 3) if right + d >= 0]
+    return worked(operations[0][0], operations, slip_at, rng.choice(slips)), slip_at
 
 
 def chain_rows(size: int = SIZE, seed: int = SEED) -> Iterator[tuple[str, dict]]:

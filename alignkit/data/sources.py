@@ -264,8 +264,19 @@ def _chain_steps(row: dict, location: str) -> list:
 
 def _chain_demonstrations(row: dict, location: str) -> list:
     """User: the question; assistant: the right steps, one per line, then ``The answer is X.``."""
-    response = "\n".join(row["solution"]) + f"\nThe answer is {row['answer']}."
-    return [RECORD_TYPES["demonstration"].from_row({"prompt": row["prompt"], "response": response}, location)]
+    return [RECORD_TYPES["demonstration"].from_row({"prompt": row["prompt"], "response": _chain_reply(
+        row["solution"])}, location)]
+
+
+def _chain_preferences(row: dict, location: str) -> list:
+    """The right solution over the slipped one, each closed by the answer it reached (an outcome reward)."""
+    return [RECORD_TYPES["preference"].from_row({"prompt": row["prompt"], "chosen": _chain_reply(row["solution"]),
+                                                 "rejected": _chain_reply(row["slipped"])}, location)]
+
+
+def _chain_reply(steps: list[str]) -> str:
+    """The steps, one per line, then ``The answer is X.`` with the last step's result."""
+    return "\n".join(steps) + f"\nThe answer is {steps[-1].rsplit('= ', 1)[1]}."
 
 
 # ---------------------------------------------------------------- AdvBench
@@ -359,7 +370,8 @@ DATASETS: dict[str, DatasetSpec] = {
     # Chained one-digit arithmetic, shown with one solution whose step labels are known exactly
     # (alignkit.data.arithmetic_chains), made in code.
     "arithmetic-chains": DatasetSpec(
-        adapters={"steps": _chain_steps, "prompt": _plain_adapter("prompt"), "demonstration": _chain_demonstrations},
+        adapters={"steps": _chain_steps, "prompt": _plain_adapter("prompt"), "demonstration": _chain_demonstrations,
+                  "preference": _chain_preferences},
         generated=chain_rows,
     ),
     # Harmful requests for red-teaming (Zou et al. 2023, AdvBench harmful behaviours).

@@ -50,8 +50,13 @@ def select_best_of_n(scores: torch.Tensor) -> BestOfN:
 
 
 def expected_best_of_n(scores: torch.Tensor, n: int, values: torch.Tensor | None = None) -> float:
-    """Unbiased estimate, from N >= n samples per prompt, of the mean over prompts of the expected value
-    of the best of n replies drawn without replacement (Nakano et al. 2021, "WebGPT"; Gao et al. 2022):
+    """The mean over prompts of :func:`expected_best_of_n_per_prompt`."""
+    return float(expected_best_of_n_per_prompt(scores, n, values).mean())
+
+
+def expected_best_of_n_per_prompt(scores: torch.Tensor, n: int, values: torch.Tensor | None = None) -> torch.Tensor:
+    """Unbiased estimate, from N >= n samples per prompt, of each prompt's expected value of the best of n
+    replies drawn without replacement (Nakano et al. 2021, "WebGPT"; Gao et al. 2022):
 
         E[value of best of n] = Σ_{j=1..N} C(N - j, n - 1) / C(N, n) · v_(j)
 
@@ -60,8 +65,8 @@ def expected_best_of_n(scores: torch.Tensor, n: int, values: torch.Tensor | None
     rank the samples (the reward model that picks); ``values`` (same shape, default ``scores``) are the
     quantities averaged, e.g. a gold reward of the reply the proxy picks. Among equal scores the lowest
     index ranks highest, as in :func:`select_best_of_n`, so n = N gives its mean exactly and n = 1 the
-    plain mean of ``values``. Weights are exact ratios of integers, rounded once to float64. Raises
-    ValueError for n outside [1, N], a shape mismatch, or NaN.
+    plain mean of ``values``. Weights are exact ratios of integers, rounded once to float64. Returns a
+    float64 vector (prompts,). Raises ValueError for n outside [1, N], a shape mismatch, or NaN.
     """
     ranked = _score_matrix(scores, "scores")
     values = ranked if values is None else _score_matrix(values, "values")
@@ -74,7 +79,7 @@ def expected_best_of_n(scores: torch.Tensor, n: int, values: torch.Tensor | None
     total = math.comb(samples, n)
     weights = torch.tensor([math.comb(samples - j, n - 1) / total for j in range(1, samples + 1)],
                            dtype=torch.float64)
-    return float((values.gather(1, order) * weights).sum(dim=1).mean())
+    return (values.gather(1, order) * weights).sum(dim=1)
 
 
 def _score_matrix(scores: torch.Tensor, name: str) -> torch.Tensor:

@@ -1,9 +1,13 @@
-"""Confidence intervals of a proportion: accuracies, harmful-reply rates and win rates."""
+"""Confidence intervals: of a proportion (accuracies, harmful-reply rates and win rates) and the percentile
+bootstrap of any statistic over resampled units."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from statistics import NormalDist
+
+import torch
 
 
 def normal_quantile(confidence: float) -> float:
@@ -56,3 +60,13 @@ def wilson_cc_interval(successes: float, n: int, z: float = 1.959964) -> tuple[f
 def _check_count(count: float, n: int, name: str) -> None:
     if n < 1 or not 0 <= count <= n:
         raise ValueError(f"need 0 <= {name} <= n and n >= 1, got {name}={count}, n={n}")
+
+
+def bootstrap_interval(statistic: Callable[[list[int]], float], n: int, resamples: int = 1000,
+                       seed: int = 0, confidence: float = 0.95) -> list[float]:
+    """The percentile bootstrap interval of ``statistic(indices)`` over ``n`` units resampled with
+    replacement ``resamples`` times (seeded)."""
+    generator = torch.Generator().manual_seed(seed)
+    values = sorted(statistic(torch.randint(n, (n,), generator=generator).tolist()) for _ in range(resamples))
+    tail = (1 - confidence) / 2
+    return [values[int(tail * (resamples - 1))], values[int(round((1 - tail) * (resamples - 1)))]]

@@ -17,12 +17,13 @@ from alignkit.console import console, summary_table
 from alignkit.data.sources import load_records
 from alignkit.errors import AlignkitError, DataError
 from alignkit.evaluate.held_out import held_out_records
+from alignkit.evaluate.intervals import bootstrap_interval
 from alignkit.evaluate.process_metrics import (
-    bootstrap_interval,
     first_error_found,
     processbench_from,
     step_counts,
     step_metrics_from,
+    wrong_step_auroc,
 )
 from alignkit.io import merge_json_key
 from alignkit.models.loading import model_folder
@@ -52,6 +53,7 @@ def evaluate_process_reward_model(model: str, data: str | None = None, *, thresh
     if not fitting:
         raise AlignkitError(f"{data or run_dir}: no solution fits in max_length {max_length} tokens")
     probabilities = scorer.scores_of(tokenised)
+    labels = [s.labels for s in fitting]
     counts = [step_counts(p, s.labels, threshold) for p, s in zip(probabilities, fitting, strict=True)]
     found = [f for p, s in zip(probabilities, fitting, strict=True)
              if (f := first_error_found(p, s.labels, threshold)) is not None]
@@ -63,6 +65,9 @@ def evaluate_process_reward_model(model: str, data: str | None = None, *, thresh
         **step_metrics_from(counts),
         "wrong_step_f1_interval": bootstrap_interval(
             lambda idx: step_metrics_from([counts[i] for i in idx])["wrong_step_f1"], len(counts)),
+        "wrong_step_auroc": wrong_step_auroc(probabilities, labels),
+        "wrong_step_auroc_interval": bootstrap_interval(
+            lambda idx: wrong_step_auroc([probabilities[i] for i in idx], [labels[i] for i in idx]), len(labels)),
         **processbench_from(found),
         "processbench_f1_interval": bootstrap_interval(
             lambda idx: processbench_from([found[i] for i in idx])["processbench_f1"], len(found)),
@@ -75,7 +80,8 @@ def write_prm_report(run_dir: Path, report: dict) -> Path:
     path = merge_json_key(run_dir / "eval.json", "prm_eval", report)
     console.print(summary_table(f"process reward model: {run_dir}",
                                 {k: v for k, v in report.items() if isinstance(v, (int, float))}))
-    for name in ("step_accuracy", "wrong_step_f1", "erroneous_accuracy", "correct_accuracy", "processbench_f1"):
+    for name in ("step_accuracy", "wrong_step_f1", "wrong_step_auroc", "erroneous_accuracy", "correct_accuracy",
+                 "processbench_f1"):
         low, high = report[f"{name}_interval"]
         console.print(f"  {name} {report[name]:.3f} (95% {low:.3f}-{high:.3f})")
     return path

@@ -5,7 +5,8 @@ PRM's probabilities p_k. A step is right when y_k ≥ ½ and predicted right whe
 said otherwise). Over the labelled steps:
 
 - step accuracy, and the F1 of finding wrong steps, 2·TP / (2·TP + FP + FN) with "wrong" as the positive
-  class (the F1 of the right steps beside it);
+  class (the F1 of the right steps beside it); and, free of t, the area under the ROC curve of finding
+  wrong steps (how well p ranks wrong steps below right ones);
 - ProcessBench's metric (Zheng et al. 2024, "ProcessBench: Identifying Process Errors in Mathematical
   Reasoning"): a solution's first wrong step is the first labelled step with y_k < ½, or -1 when every
   step is labelled right; the predicted one is the first step with p_k < t, or -1. ``erroneous_accuracy``
@@ -17,7 +18,7 @@ said otherwise). Over the labelled steps:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -70,6 +71,22 @@ def step_metrics_from(counts: Sequence[tuple[int, int, int, int]]) -> dict:
             "wrong_step_f1": f1(tp, fp, fn), "right_step_f1": f1(tn, fn, fp)}
 
 
+def wrong_step_auroc(probabilities: Sequence[torch.Tensor], labels: Sequence[Sequence[float | None]]) -> float:
+    """The chance that a wrong step (label < ½) has a lower probability than a right one, ties counting ½,
+    over every pair of labelled steps of the solutions: the area under the ROC curve of finding wrong steps,
+    free of any threshold (what ranking solutions needs). ½ when there are no steps of one kind."""
+    wrong, right = [], []
+    for probs, ys in zip(probabilities, labels, strict=True):
+        for p, label in zip(probs.tolist(), ys, strict=True):
+            if label is not None:
+                (wrong if label < 0.5 else right).append(p)
+    if not wrong or not right:
+        return 0.5
+    w = torch.tensor(wrong, dtype=torch.float64)[:, None]
+    r = torch.tensor(right, dtype=torch.float64)[None, :]
+    return float(((w < r).double() + 0.5 * (w == r).double()).mean())
+
+
 def first_error_found(probabilities: torch.Tensor, labels: Sequence[float | None],
                       threshold: float = 0.5) -> tuple[bool, bool] | None:
     """(has a wrong step, its first wrong step predicted exactly) of one solution; None when its labels
@@ -91,13 +108,3 @@ def processbench_from(found: Sequence[tuple[bool, bool]]) -> dict:
         report[f"{name}_interval"] = list(wilson_cc_interval(sum(hits), len(hits))) if hits else [0.0, 1.0]
     report["processbench_f1"] = harmonic_mean(report["erroneous_accuracy"], report["correct_accuracy"])
     return report
-
-
-def bootstrap_interval(statistic: Callable[[list[int]], float], n: int, resamples: int = 1000,
-                       seed: int = 0, confidence: float = 0.95) -> list[float]:
-    """The percentile bootstrap interval of ``statistic(indices)`` over ``n`` units resampled with
-    replacement ``resamples`` times (seeded)."""
-    generator = torch.Generator().manual_seed(seed)
-    values = sorted(statistic(torch.randint(n, (n,), generator=generator).tolist()) for _ in range(resamples))
-    tail = (1 - confidence) / 2
-    return [values[int(tail * (resamples - 1))], values[int(round((1 - tail) * (resamples - 1)))]]

@@ -32,6 +32,14 @@ def extract_answer(reply: str) -> str | None:
     return numbers[-1] if numbers else None
 
 
+def answer_value(reply: str) -> str | None:
+    """The reply's final answer as a canonical value (``"1,000"``, ``"1000.0"`` and ``"$1000"`` all ``"1000"``),
+    so that equal answers are equal strings (what a majority vote counts); None when it has none."""
+    found = extract_answer(reply)
+    value = None if found is None else _value(found)
+    return None if value is None else format(value.normalize(), "f")
+
+
 def gsm8k_correct(reply: str, reference: str) -> bool:
     """True when the reply's final number equals ``reference`` (GSM8K's text after ``####``) as a value."""
     found = extract_answer(reply)

@@ -80,7 +80,8 @@ def test_no_right_answer_means_zero_and_bad_marks_are_errors():
 
 def test_checked_solutions_and_the_curve_by_hand():
     from alignkit.data.records import Prompt
-    from alignkit.evaluate.answer_best_of_n import answer_curve, checked_solutions, solution_steps
+    from alignkit.evaluate.answer_best_of_n import answer_curve, checked_solutions
+    from alignkit.rl.steps import solution_steps
 
     problems = [Prompt(({"role": "user", "content": "What is 2 + 3?"},), "5"),
                 Prompt(({"role": "user", "content": "What is 4 - 1?"},), "3")]

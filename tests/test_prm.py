@@ -241,3 +241,53 @@ def test_best_of_n_answers_samples_checks_and_ranks_by_the_prm(prm_run, tiny_mod
     assert main(["eval", "best-of-n-answers", "--policy", str(tiny_model_dir), "--data", str(data), "--prm",
                  "nowhere"]) == 2
     assert "prm 'nowhere': no such folder" in capsys.readouterr().err
+
+
+def test_step_token_ends_fall_on_the_last_token_of_each_line(tokenizer):
+    from alignkit.rl.steps import solution_steps, step_token_ends
+
+    text = "a river\n\n  a stone banana \nThe answer is 5."
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    assert solution_steps(text) == ["a river", "a stone banana"]
+    ends = step_token_ends(ids, tokenizer, text)
+    assert [tokenizer.decode(ids[: e + 1]).rstrip().endswith(word) for e, word in zip(ends, ("river", "banana"),
+                                                                                       strict=True)] == [True, True]
+    assert [tokenizer.decode(ids[:e]).rstrip().endswith(word) for e, word in zip(ends, ("river", "banana"),
+                                                                                  strict=True)] == [False, False]
+
+
+def test_step_rewards_are_the_prms_step_probabilities_at_the_steps_last_tokens(prm_run, tokenizer):
+    from alignkit.config import ProcessRewardConfig
+    from alignkit.data.records import Prompt
+    from alignkit.rl.generation import Completion
+    from alignkit.rl.process_rewards import ProcessReward
+    from alignkit.rl.steps import step_token_ends
+
+    texts = ["a river\na stone banana\nThe answer is 5.", "no steps here at all", "The answer is 5."]
+    completions = [Completion(t, tuple(ids := tokenizer.encode(t, add_special_tokens=False)), len(ids), True)
+                   for t in texts]
+    prompts = [Prompt(({"role": "user", "content": "Tell me about rivers"},))] * 3
+    steps = ProcessReward(ProcessRewardConfig(path=str(prm_run), weight=0.5), tokenizer)(prompts, completions, 20)
+    assert steps.weight == 0.5 and steps.rewards.shape == (3, 20)
+    positions = step_token_ends(completions[0].token_ids, tokenizer, texts[0])
+    assert steps.ends[0].nonzero().flatten().tolist() == positions
+    river, banana = steps.rewards[0, positions].tolist()
+    assert banana < 0.5 < river  # the tiny PRM learned that a banana step is wrong
+    assert int(steps.ends[1].sum()) == 1 and not steps.ends[2].any()  # one line is one step; the answer line none
+
+
+def test_grpo_with_step_rewards_runs_and_logs_them_and_rloo_refuses_them(prm_run, tiny_model_dir, tmp_path):
+    from alignkit.config import RLConfig
+    from alignkit.train.rl import check_rl_config, run_rl
+
+    prompts = write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": f"Tell me about {word}"} for word in WORDS])
+    settings = [f"output_dir={tmp_path / 'run'}", f"model.name={tiny_model_dir}", f"data.train={prompts}",
+                "data.eval_fraction=0.2", "reward.kind=function", "reward.function=helpers:first_token_parity",
+                f"process_reward.path={prm_run}", "process_reward.outcome_weight=0.5", "rl.algo=grpo",
+                "rl.samples_per_prompt=4", "rl.prompts_per_iteration=2", "rl.iterations=2", "rl.eval_prompts=2",
+                "train.batch_size=8", "train.micro_batch_size=8", "generation.max_new_tokens=6"]
+    run_rl(load_config(RLConfig, None, settings))
+    logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all("steps_per_reply" in row and "step_reward" in row for row in logged if "loss" in row)
+    with pytest.raises(ConfigError, match="leave_one_out advantage does not take step rewards"):
+        check_rl_config(load_config(RLConfig, None, settings[:8] + ["rl.algo=rloo"] + settings[9:]))

@@ -5,7 +5,13 @@ import math
 import pytest
 import torch
 
-from alignkit.rl.advantages import gae, group_advantages, per_token_rewards, rloo_advantages
+from alignkit.rl.advantages import (
+    gae,
+    group_advantages,
+    per_token_rewards,
+    process_group_advantages,
+    rloo_advantages,
+)
 from alignkit.tensors import masked_mean, masked_var, masked_whiten
 
 B, T = 5, 7
@@ -195,3 +201,43 @@ def test_group_layout_errors(fn):
         fn(torch.zeros(4), 1)
     with pytest.raises(ValueError, match=r"shape \(N,\)"):
         fn(torch.zeros(2, 2), 2)
+
+
+def test_step_rewards_add_to_the_dense_rewards_at_their_tokens():
+    mask = torch.tensor([[True, True, True, True]])
+    steps = torch.tensor([[0.0, 0.5, 0.0, 0.25]])
+    rewards = per_token_rewards(torch.tensor([1.0]), torch.full((1, 4), 0.2), mask, 0.5, steps)
+    assert rewards[0].tolist() == pytest.approx([-0.1, 0.4, -0.1, 1.15])
+
+
+def test_process_group_advantages_hand_values():
+    # Reply A: steps ending at tokens 1 and 3 (0.9, 0.5); reply B: one step ending at token 2 (0.1), 3 tokens.
+    # The group's step rewards 0.9, 0.5, 0.1: mean 0.5, sample std 0.4 → normalised 1, 0 and -1; a token's
+    # advantage sums the normalised rewards of the steps that end at or after it.
+    rewards = torch.tensor([[0.0, 0.9, 0.0, 0.5], [0.0, 0.0, 0.1, 0.0]])
+    ends = torch.tensor([[False, True, False, True], [False, False, True, False]])
+    mask = torch.tensor([[True] * 4, [True, True, True, False]])
+    advantages = process_group_advantages(rewards, ends, mask, group_size=2)
+    assert advantages.flatten().tolist() == pytest.approx([1, 1, 0, 0, -1, -1, -1, 0], abs=1e-3)
+    # a group with a single step has nothing to compare it with: zero advantages
+    lone = process_group_advantages(rewards[:, :2], ends[:, :2], mask[:, :2], group_size=2)
+    assert lone.tolist() == [[0.0, 0.0], [0.0, 0.0]]
+    with pytest.raises(ValueError, match="same shape"):
+        process_group_advantages(rewards, ends[:, :2], mask, group_size=2)
+
+
+def test_process_group_advantages_match_a_slow_loop():
+    gen = torch.Generator().manual_seed(3)
+    rewards = torch.rand(6, 5, generator=gen)
+    ends = torch.rand(6, 5, generator=gen) < 0.4
+    mask = torch.ones(6, 5, dtype=torch.bool)
+    got = process_group_advantages(rewards * ends, ends, mask, group_size=3)
+    for g in range(2):
+        rows = range(3 * g, 3 * g + 3)
+        values = [float(rewards[r, t]) for r in rows for t in range(5) if ends[r, t]]
+        mean = sum(values) / len(values)
+        std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+        for r in rows:
+            for t in range(5):
+                expected = sum((float(rewards[r, u]) - mean) / (std + 1e-4) for u in range(t, 5) if ends[r, u])
+                assert float(got[r, t]) == pytest.approx(expected, abs=1e-5)

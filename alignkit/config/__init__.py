@@ -16,7 +16,7 @@ from alignkit.config.base import describe, load_config, load_sections, option, t
 from alignkit.config.dpo import DPOConfig, PreferenceConfig
 from alignkit.config.generation import GenerationConfig
 from alignkit.config.prm import PRMConfig, PRMDataConfig
-from alignkit.config.rl import RewardSourceConfig, RLConfig, RLDataConfig, RLSettings
+from alignkit.config.rl import ProcessRewardConfig, RewardSourceConfig, RLConfig, RLDataConfig, RLSettings
 from alignkit.config.rm import RewardConfig, RMConfig
 from alignkit.config.sft import SFTConfig, SFTDataConfig
 from alignkit.config.shared import ComparisonDataConfig, DataConfig, LoraConfig, ModelConfig, TrainConfig, layer_indices
@@ -31,6 +31,7 @@ __all__ = [
     "PRMConfig",
     "PRMDataConfig",
     "PreferenceConfig",
+    "ProcessRewardConfig",
     "RLConfig",
     "RLDataConfig",
     "RLSettings",

@@ -176,6 +176,26 @@ class RewardSourceConfig:
     )
 
 
+@dataclasses.dataclass
+class ProcessRewardConfig:
+    path: str | None = option(
+        None, "A process reward model (an `alignkit prm` run or model folder) whose step probabilities are step "
+        "rewards: with the gae advantage, dense rewards at each step's last token (Math-Shepherd's step-by-step "
+        "PPO); with group, DeepSeekMath's process-supervision advantages added to the outcome ones. A reply's "
+        "steps are its non-empty lines, a closing 'The answer is' line not counted. null: no step rewards.",
+    )
+    weight: float = option(1.0, "w: the weight of the step rewards.", min=0, only="path != null")
+    outcome_weight: float = option(
+        1.0, "The weight of the outcome reward (the reward section's); 0: step rewards alone.", min=0,
+        only="path != null",
+    )
+    batch_size: int = option(8, "Replies per process-reward-model forward pass.", min=1, only="path != null")
+    max_length: int = option(
+        1024, "Longest (prompt + steps) the process reward model reads; prompts cut from the left.", min=8,
+        only="path != null",
+    )
+
+
 def _rl_data() -> RLDataConfig:
     return RLDataConfig(train="hh-rlhf-harmless", on_error="skip")
 
@@ -202,3 +222,4 @@ class RLConfig:
     generation: GenerationConfig = dataclasses.field(default_factory=_rl_generation)
     rl: RLSettings = dataclasses.field(default_factory=RLSettings)
     reward: RewardSourceConfig = dataclasses.field(default_factory=RewardSourceConfig)
+    process_reward: ProcessRewardConfig = dataclasses.field(default_factory=ProcessRewardConfig)

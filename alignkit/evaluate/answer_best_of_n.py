@@ -9,7 +9,7 @@ the exact estimates of :mod:`alignkit.evaluate.answer_selection` from the N samp
 - ``pass``: some solution of the n is right (the ceiling of any way of choosing);
 - ``majority``: the most frequent final answer is right;
 - ``prm``: the solution a process reward model scores highest is right, its step probabilities aggregated
-  by ``prm_aggregation`` (min by default) over the steps of :func:`solution_steps`;
+  by ``prm_aggregation`` (min by default) over the steps of :func:`~alignkit.rl.steps.solution_steps`;
 - ``orm``: the solution an outcome reward model (any ``alignkit rm`` folder) scores highest is right.
 
 At n = 1 every way of choosing is the policy's plain accuracy. ``samples.jsonl`` holds every solution with
@@ -38,18 +38,10 @@ from alignkit.models.loading import model_folder
 from alignkit.models.process import AGGREGATIONS, PRMScorer
 from alignkit.models.scorer import RewardScorer
 from alignkit.rl.checkers import answer_value, gsm8k_correct
+from alignkit.rl.steps import solution_steps
 
 NO_STEPS_SCORE = -1.0
 """The PRM score of a solution with no steps: below every aggregated probability, so it is chosen last."""
-
-
-def solution_steps(reply: str) -> list[str]:
-    """A sampled solution's steps: its non-empty lines (stripped), a closing line that states the answer
-    ("The answer is 7.") not counted — the PRM scores the reasoning, the checker the answer."""
-    lines = [line.strip() for line in reply.splitlines() if line.strip()]
-    if lines and lines[-1].lower().startswith("the answer is"):
-        lines.pop()
-    return lines
 
 
 def evaluate_answer_best_of_n(

@@ -20,6 +20,12 @@ G completions of a prompt contiguous: prompt p owns indices p·G ... p·G + G - 
             Dr. GRPO (Liu et al. 2025, "Understanding R1-Zero-Like Training"): no division by std
     RLOO    (Kool et al. 2019; Ahmadian et al. 2024)  A_i = r_i - 1/(k-1) Σ_{j≠i} r_j
 
+Step (process) rewards s_k from a process reward model, at the last token e_k of each step k of a reply:
+
+    dense   (Wang et al. 2024, Math-Shepherd, step-by-step PPO)  r_t += w · Σ_k [t = e_k] s_k, then GAE
+    process (Shao et al. 2024, DeepSeekMath §4.1.3)   s̃_k = (s_k - mean) / (std + eps) over every step of
+            the prompt's G replies, A_t = Σ_{k: e_k ≥ t} s̃_k, added (× w) to the outcome advantage
+
 These are estimates, not losses: pass rewards and values that carry no gradient (computed under
 ``torch.no_grad()`` or detached), as every PPO implementation does.
 """
@@ -30,9 +36,11 @@ from alignkit.tensors import float_mask
 
 
 def per_token_rewards(
-    sequence_reward: torch.Tensor, kl: torch.Tensor, mask: torch.Tensor, kl_coef: float
+    sequence_reward: torch.Tensor, kl: torch.Tensor, mask: torch.Tensor, kl_coef: float,
+    step_rewards: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Dense rewards (B, T): r_t = -β kl_t on every valid token, plus the sequence reward at the last one.
+    """Dense rewards (B, T): r_t = -β kl_t on every valid token, plus the sequence reward at the last one,
+    plus ``step_rewards`` (B, T) where given (a step's reward at its last token, already weighted).
 
     sequence_reward: (B,), the reward model's (or checker's) score of each response; kl: (B, T),
     a per-token estimate of KL(π_θ ‖ π_ref) (:func:`alignkit.rl.kl.kl_estimate`); β = ``kl_coef``.
@@ -45,6 +53,8 @@ def per_token_rewards(
     positions = torch.arange(1, mask.shape[1] + 1, device=mask.device)
     last = (m * positions).argmax(dim=1, keepdim=True)  # index of the last valid token
     bonus = (sequence_reward.to(m.dtype) * m.amax(dim=1)).unsqueeze(1)  # 0 for an empty row
+    if step_rewards is not None:
+        rewards = rewards + step_rewards.to(m.dtype) * m
     return rewards.scatter_add(1, last, bonus)
 
 
@@ -116,3 +126,29 @@ def rloo_advantages(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
     groups = _grouped(rewards, group_size)
     others = (groups.sum(dim=1, keepdim=True) - groups) / (group_size - 1)
     return (groups - others).reshape(-1)
+
+
+def process_group_advantages(step_rewards: torch.Tensor, step_ends: torch.Tensor, mask: torch.Tensor,
+                             group_size: int, eps: float = 1e-4) -> torch.Tensor:
+    """GRPO's process-supervision advantages, (N, T) (Shao et al. 2024, DeepSeekMath §4.1.3).
+
+    ``step_rewards`` (N, T) holds step k's reward at its last token, where ``step_ends`` (N, T, bool) is
+    True; the G = ``group_size`` replies of a prompt are contiguous rows. Every step reward of a group is
+    normalised by the mean and the sample standard deviation of all the group's step rewards (eps as
+    :func:`group_advantages`; a group with one step gets 0), and a token's advantage is the sum of the
+    normalised rewards of the steps that end at or after it: A_t = Σ_{k: e_k ≥ t} s̃_k. 0 where ``mask`` is.
+    """
+    if step_rewards.shape != step_ends.shape or step_rewards.shape != mask.shape:
+        raise ValueError(f"step_rewards {tuple(step_rewards.shape)}, step_ends {tuple(step_ends.shape)} and mask "
+                         f"{tuple(mask.shape)} must have the same shape")
+    rows = _grouped(torch.arange(step_rewards.shape[0]), group_size)
+    normalised = torch.zeros_like(step_rewards, dtype=torch.float32)
+    for group in rows:
+        ends = step_ends[group]
+        values = step_rewards[group][ends].float()
+        if values.numel() < 2:
+            continue
+        scaled = (step_rewards[group].float() - values.mean()) / (values.std() + eps)
+        normalised[group] = torch.where(ends, scaled, torch.zeros_like(scaled))
+    to_go = normalised.flip(1).cumsum(1).flip(1)
+    return to_go * float_mask(mask, to_go)

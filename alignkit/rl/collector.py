@@ -25,8 +25,10 @@ from alignkit.errors import ConfigError
 from alignkit.losses.ppo import entropy_from_logits, explained_variance
 from alignkit.models.reference import DisabledAdapter, FrozenCopy, logprobs_from, unwrapped
 from alignkit.processes import process_state
+from alignkit.rl.estimators import StepRewards
 from alignkit.rl.generation import Completion, GenerationBackend, prompt_token_rows
 from alignkit.rl.kl import AdaptiveKLController, FixedKLController, kl_estimate
+from alignkit.rl.process_rewards import ProcessReward
 from alignkit.rl.rewards import RewardSource, build_monitors
 from alignkit.rl.rollout import RolloutRow, collate_rollouts, compute_advantages, pad_responses, response_frame
 from alignkit.tensors import pearson
@@ -51,18 +53,21 @@ class Scored:
     values: torch.Tensor | None
     entropy: torch.Tensor
     mask: torch.Tensor
+    steps: StepRewards | None = None
 
 
 class RolloutCollector:
     """The rollouts of PPO, GRPO and RLOO, sampled with ``generator``; the KL controller whose β each
-    iteration's rows carry (checkpointed with the model as this object's state)."""
+    iteration's rows carry (checkpointed with the model as this object's state). With ``process``, step
+    rewards of a process reward model join the outcome ``reward`` (weighted by process_reward.outcome_weight)."""
 
     def __init__(self, config: RLConfig, prompts: list[Prompt], eval_prompts: list[Prompt], tokenizer,
                  reward: RewardSource, reference: FrozenCopy | DisabledAdapter, generator: GenerationBackend,
-                 run_dir: Path):
+                 run_dir: Path, process: ProcessReward | None = None):
         s = config.rl
         self.config, self.settings, self.tokenizer = config, s, tokenizer
         self.reward, self.reference, self.generator, self.run_dir = reward, reference, generator, Path(run_dir)
+        self.process = process
         self.prompts, self.eval_prompts = prompts, eval_prompts
         self.monitors = build_monitors(s.monitors, s.monitor_max_length, process_state().device)
         max_prompt = config.generation.max_prompt_length
@@ -103,7 +108,7 @@ class RolloutCollector:
         beta = self.controller.value
         in_loss = torch.tensor([c.finished or s.unfinished != "drop" for c in scored.completions])
         adv = compute_advantages(scored.scores, scored.old_logps, scored.ref_logps, scored.mask, s, beta,
-                                 scored.values, in_loss)
+                                 scored.values, in_loss, scored.steps)
         out = []
         for i, completion in enumerate(scored.completions):
             n = completion.num_tokens
@@ -184,7 +189,10 @@ class RolloutCollector:
         generated = time.perf_counter()
         raw = self.reward(prompts, completions).float()
         monitors = {name: monitor(prompts, completions) for name, monitor in self.monitors.items()}
-        scores = raw
+        scores, steps = raw, None
+        if self.process is not None:
+            scores = self.config.process_reward.outcome_weight * raw
+            steps = self.process(prompts, completions, max(c.num_tokens for c in completions))
         if self.settings.unfinished == "penalty":
             unfinished = torch.tensor([not c.finished for c in completions], dtype=torch.float32)
             scores = raw - self.settings.unfinished_penalty * unfinished
@@ -193,7 +201,7 @@ class RolloutCollector:
         done = time.perf_counter()
         timing = {"generation_seconds": generated - began, "reward_seconds": scored_at - generated,
                   "logprob_seconds": done - scored_at}
-        return Scored(prompts, rows, completions, scores, raw, monitors, **passes), timing
+        return Scored(prompts, rows, completions, scores, raw, monitors, **passes, steps=steps), timing
 
     def _forward_passes(self, actor_critic, rows, completions) -> dict[str, torch.Tensor]:
         """Old and reference log-probs, values and entropy of every response token, in micro-batches."""
@@ -255,4 +263,7 @@ def _score_metrics(scored: Scored, kl_per_completion: torch.Tensor) -> dict[str,
         "length": float(lengths.mean()),
         "unfinished": float(sum(not c.finished for c in scored.completions) / len(scored.completions)),
         "reward_length_corr": pearson(raw, lengths),
+        **({} if scored.steps is None else {
+            "step_reward": float(scored.steps.rewards[scored.steps.ends].mean()) if scored.steps.ends.any() else 0.0,
+            "steps_per_reply": float(scored.steps.ends.sum()) / len(scored.completions)}),
     }

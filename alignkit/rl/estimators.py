@@ -12,6 +12,10 @@ each entry says what it needs and which ``rl`` settings it reads.
 
 β is 0 here when the KL is in the loss instead (rl.kl_penalty: loss). Each algo has its estimator
 (:data:`ALGO_ADVANTAGE`), used when rl.advantage is unset.
+
+Step rewards from a process reward model (:class:`StepRewards`, ``process_reward`` in the config) enter gae
+as dense rewards at each step's last token, and group as DeepSeekMath's process-supervision advantages
+added to the outcome ones (:mod:`alignkit.rl.advantages`); leave_one_out does not take them.
 """
 
 from __future__ import annotations
@@ -23,10 +27,27 @@ import torch
 
 from alignkit.config import RLSettings
 from alignkit.errors import ConfigError
-from alignkit.rl.advantages import gae, group_advantages, per_token_rewards, rloo_advantages
+from alignkit.rl.advantages import (
+    gae,
+    group_advantages,
+    per_token_rewards,
+    process_group_advantages,
+    rloo_advantages,
+)
 from alignkit.tensors import masked_whiten
 
-# (rewards (N,), kl (N, R), mask (N, R), trained (N, R), β, values (N, R) or None, settings)
+
+@dataclass(frozen=True)
+class StepRewards:
+    """Step rewards of one iteration's replies in the response frame: ``rewards`` (N, R) holds step k's
+    reward at its last token, where ``ends`` (N, R, bool) is True; ``weight`` w scales them."""
+
+    rewards: torch.Tensor
+    ends: torch.Tensor
+    weight: float
+
+
+# (rewards (N,), kl (N, R), mask (N, R), trained (N, R), β, values (N, R) or None, settings, StepRewards or None)
 #   -> advantages (N, R) (0 off ``trained``), returns (N, R) or None, rewards after the KL penalty (N,)
 Estimate = Callable[..., tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]]
 
@@ -37,10 +58,12 @@ class AdvantageEstimator:
     needs_values: bool  # reads the value model's predictions (the critic rl.algo ppo trains)
     grouped: bool  # a baseline from the other replies of the prompt: rl.samples_per_prompt >= 2
     reads: tuple[str, ...]  # the rl settings it reads besides the shared reward shaping
+    takes_steps: bool  # uses step rewards (process_reward)
 
 
-def _gae(rewards, kl, mask, trained, beta, values, s: RLSettings):
-    token_rewards = per_token_rewards(rewards, kl, mask, beta)
+def _gae(rewards, kl, mask, trained, beta, values, s: RLSettings, steps: StepRewards | None):
+    dense = None if steps is None else steps.weight * steps.rewards
+    token_rewards = per_token_rewards(rewards, kl, mask, beta, dense)
     advantages, returns = gae(token_rewards, values, mask, s.gamma, s.lam)
     if s.whiten_advantages and int(trained.sum()) > 1:
         advantages = masked_whiten(advantages, trained)
@@ -48,11 +71,16 @@ def _gae(rewards, kl, mask, trained, beta, values, s: RLSettings):
 
 
 def _per_reply(baseline: Callable[[torch.Tensor, RLSettings], torch.Tensor]) -> Estimate:
-    """A sequence-level estimator: ``baseline`` of the KL-penalised rewards, on every token of each reply."""
+    """A sequence-level estimator: ``baseline`` of the KL-penalised rewards, on every token of each reply,
+    plus w x the process-supervision advantages of step rewards when given."""
 
-    def estimate(rewards, kl, mask, trained, beta, values, s: RLSettings):
+    def estimate(rewards, kl, mask, trained, beta, values, s: RLSettings, steps: StepRewards | None):
         penalised = rewards - beta * kl.sum(dim=1)
-        return baseline(penalised, s).unsqueeze(1) * trained, None, penalised
+        advantages = baseline(penalised, s).unsqueeze(1).expand_as(kl)
+        if steps is not None:
+            advantages = advantages + steps.weight * process_group_advantages(steps.rewards, steps.ends, mask,
+                                                                              s.samples_per_prompt)
+        return advantages * trained, None, penalised
 
     return estimate
 
@@ -66,9 +94,12 @@ def _leave_one_out(rewards: torch.Tensor, s: RLSettings) -> torch.Tensor:
 
 
 ADVANTAGE_ESTIMATORS = {
-    "gae": AdvantageEstimator(_gae, needs_values=True, grouped=False, reads=("gamma", "lam", "whiten_advantages")),
-    "group": AdvantageEstimator(_per_reply(_group), needs_values=False, grouped=True, reads=("group_scale",)),
-    "leave_one_out": AdvantageEstimator(_per_reply(_leave_one_out), needs_values=False, grouped=True, reads=()),
+    "gae": AdvantageEstimator(_gae, needs_values=True, grouped=False, reads=("gamma", "lam", "whiten_advantages"),
+                              takes_steps=True),
+    "group": AdvantageEstimator(_per_reply(_group), needs_values=False, grouped=True, reads=("group_scale",),
+                                takes_steps=True),
+    "leave_one_out": AdvantageEstimator(_per_reply(_leave_one_out), needs_values=False, grouped=True, reads=(),
+                                        takes_steps=False),
 }
 ALGO_ADVANTAGE = {"ppo": "gae", "grpo": "group", "rloo": "leave_one_out"}
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from alignkit.config import RLSettings
-from alignkit.rl.estimators import advantage_estimator, advantage_name
+from alignkit.rl.estimators import StepRewards, advantage_estimator, advantage_name
 from alignkit.rl.kl import kl_estimate
 from alignkit.tensors import IGNORE_INDEX
 
@@ -110,6 +110,7 @@ def compute_advantages(
     kl_coef: float,
     values: torch.Tensor | None = None,
     in_loss: torch.Tensor | None = None,
+    steps: StepRewards | None = None,
 ) -> Advantages:
     """Advantages of one iteration's completions (completions of one prompt contiguous), by the
     estimator ``rl.advantage`` names (:mod:`alignkit.rl.estimators`; unset: the algo's).
@@ -121,11 +122,14 @@ def compute_advantages(
     adds β·kl_t to the loss instead). ``values``: (N, R_max), for an estimator that reads a value
     model. ``in_loss``: (N,) bool, the completions whose tokens carry a loss (default all); the
     others get zero advantages but still count in their group's baseline, and gae whitens over the
-    valid tokens of the completions in the loss.
+    valid tokens of the completions in the loss. ``steps``: step rewards of a process reward model, for an
+    estimator that takes them (ValueError otherwise).
     """
     estimator = advantage_estimator(settings)
     if estimator.needs_values and values is None:
         raise ValueError(f"the {advantage_name(settings)} advantage estimator needs the value model's values")
+    if steps is not None and not estimator.takes_steps:
+        raise ValueError(f"the {advantage_name(settings)} advantage estimator does not take step rewards")
     rewards = scores.float()
     if settings.whiten_rewards:
         rewards = (rewards - rewards.mean()) / (rewards.std() + 1e-8) if rewards.numel() > 1 else rewards * 0
@@ -134,5 +138,5 @@ def compute_advantages(
     kl = kl_estimate(old_logps, ref_logps, settings.kl_estimator, mask)
     beta = kl_coef if settings.kl_penalty == "reward" else 0.0
     trained = mask if in_loss is None else mask & in_loss.unsqueeze(1)
-    advantages, returns, penalised = estimator.estimate(rewards, kl, mask, trained, beta, values, settings)
+    advantages, returns, penalised = estimator.estimate(rewards, kl, mask, trained, beta, values, settings, steps)
     return Advantages(advantages, returns, kl, penalised)

@@ -38,6 +38,7 @@ from alignkit.rl.collector import RolloutCollector
 from alignkit.rl.estimators import ADVANTAGE_ESTIMATORS, advantage_estimator, advantage_name
 from alignkit.rl.generation import HFGenerator
 from alignkit.rl.kl import kl_estimate
+from alignkit.rl.process_rewards import ProcessReward
 from alignkit.rl.rewards import build_reward
 from alignkit.rl.rollout import collate_rollouts
 from alignkit.tensors import masked_mean
@@ -136,6 +137,9 @@ def check_rl_config(config: RLConfig) -> None:
                           "controller starts; lower it or raise rl.kl_coef")
     if s.reference == "adapter" and not config.lora.enabled:
         raise ConfigError("rl.reference: 'adapter' disables the LoRA adapters, so it needs lora.enabled: true")
+    if config.process_reward.path is not None and not advantage_estimator(s).takes_steps:
+        raise ConfigError(f"process_reward.path: the {advantage_name(s)} advantage does not take step rewards; use "
+                          "rl.algo: ppo (dense step rewards) or grpo (process supervision)")
     if s.algo == "ppo" and s.critic == "separate" and s.critic_init == "reward" and config.reward.kind != "model":
         raise ConfigError("rl.critic_init: 'reward' starts the critic from the reward model, which needs "
                           "reward.kind: model; use critic_init: policy")
@@ -188,7 +192,9 @@ def run_rl(config: RLConfig, *, resume: bool = False) -> RunResult:
     reward = build_reward(config.reward, device)
     engine = Engine(model, tokenizer, step, config.train, run_dir)
     generator = HFGenerator(unwrapped(engine.model).policy, tokenizer)
-    collector = RolloutCollector(config, prompts, eval_prompts, tokenizer, reward, reference, generator, run_dir)
+    process = ProcessReward(config.process_reward, tokenizer, device) if config.process_reward.path else None
+    collector = RolloutCollector(config, prompts, eval_prompts, tokenizer, reward, reference, generator, run_dir,
+                                 process)
     updates = collector.updates_per_iteration(engine.accelerator.num_processes)
     return engine.fit_online(lambda i: ppo_iteration(engine, collector, i, updates), config.rl.iterations, updates,
                              lambda: collector.evaluate(engine.model), collector, resume=resume,

@@ -91,7 +91,14 @@ def _add_prm_label_command(prm) -> None:
     label.add_argument("--data", required=True, help="Step-by-step solutions with answers (any source of steps).")
     label.add_argument("--out", required=True, help="Output .jsonl (appended to: a rerun continues).")
     label.add_argument("--samples", type=int, default=8, help="Completions per step (default 8).")
-    label.add_argument("--labels", choices=["hard", "soft"], default="hard", help="Which labels go under 'labels'.")
+    label.add_argument("--labels", choices=["hard", "soft", "judge", "consensus"], default="hard",
+                       help="What goes under 'labels': the rollouts' hard or soft labels, the judge's P(yes), or the "
+                       "hard labels of the steps where the judge agrees (the others unlabelled).")
+    label.add_argument("--judge", metavar="MODEL", help="Also label each step by an AI judge (a feedback model: a "
+                       "model name or folder, or with --judge-backend openai the endpoint's model), asked whether "
+                       "the step is correct; written as judge_labels, P(yes).")
+    label.add_argument("--judge-backend", choices=["hf", "openai"], default="hf",
+                       help="hf: a local model (default). openai: an OpenAI-compatible endpoint (OPENAI_BASE_URL).")
     label.add_argument("--num-solutions", type=int, help="Label only the first N solutions.")
     _add_generation_arguments(label, max_new_tokens=64, temperature=1.0)
 
@@ -106,8 +113,14 @@ def _run_prm_label(args) -> None:
 
     generation = _generation_config(args)
     generator = load_policy_generator(args.policy)
+    judge = None
+    if args.judge:
+        from alignkit.feedback.backends import build_backend
+        from alignkit.feedback.config import FeedbackModelConfig
+
+        judge = build_backend(FeedbackModelConfig(backend=args.judge_backend, model=args.judge), Path(args.out).parent)
     out = label_solutions(generator, generator.tokenizer, args.data, Path(args.out), samples=args.samples,
-                          generation=generation, labels=args.labels, limit=args.num_solutions)
+                          generation=generation, labels=args.labels, limit=args.num_solutions, judge=judge)
     console.print(summary_table(f"step labels from rollouts: {out}", {
         k: v for k, v in label_agreement(out).items() if isinstance(v, (int, float))}))
 

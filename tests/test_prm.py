@@ -291,3 +291,38 @@ def test_grpo_with_step_rewards_runs_and_logs_them_and_rloo_refuses_them(prm_run
     assert all("steps_per_reply" in row and "step_reward" in row for row in logged if "loss" in row)
     with pytest.raises(ConfigError, match="leave_one_out advantage does not take step rewards"):
         check_rl_config(load_config(RLConfig, None, settings[:8] + ["rl.algo=rloo"] + settings[9:]))
+
+
+def test_judge_probability_and_consensus_by_hand():
+    from alignkit.data.records import StepSolution
+    from alignkit.feedback.step_judge import consensus_labels, step_query, yes_probability
+
+    assert yes_probability(math.log(0.6), math.log(0.2)) == pytest.approx(0.75)
+    assert yes_probability(-1000.0, 0.0) == pytest.approx(0.0) and yes_probability(0.0, -1000.0) == 1.0
+    assert consensus_labels([1.0, 1.0, 0.0, 0.0], [0.9, 0.2, 0.4, 0.5]) == [1.0, None, 0.0, None]
+    with pytest.raises(ValueError, match="2 rollout labels but 1 judge labels"):
+        consensus_labels([1.0, 0.0], [0.5])
+    solution = StepSolution(({"role": "user", "content": "What is 2 + 3?"},), ("2 + 3 = 6", "The answer is 6."))
+    [turn] = step_query(solution, 0)
+    assert "Problem: What is 2 + 3?" in turn["content"] and "The answer is 6." not in turn["content"]
+    assert turn["content"].endswith('Is the last step, "2 + 3 = 6", correct? Answer Yes or No.')
+
+
+def test_prm_label_with_a_judge_writes_its_labels_and_the_consensus(tiny_model_dir, tmp_path, capsys):
+    rows = [{"prompt": "What is 2 + 3?", "steps": ["2 + 3 = 5", "The answer is 5."], "answer": "5", "labels": [1, 1]},
+            {"prompt": "What is 2 + 3?", "steps": ["2 + 3 = 6", "The answer is 6."], "answer": "5",
+             "first_error": 0}]
+    data, out = write_jsonl(tmp_path / "solutions.jsonl", rows), tmp_path / "labels.jsonl"
+    assert main(["prm", "label", "--policy", str(tiny_model_dir), "--data", str(data), "--out", str(out),
+                 "--samples", "2", "--max-new-tokens", "4", "--judge", str(tiny_model_dir),
+                 "--labels", "consensus"]) == 0
+    written = [json.loads(line) for line in out.read_text().splitlines()]
+    for row in written:
+        assert len(row["judge_labels"]) == 2 and all(0 < p < 1 for p in row["judge_labels"])
+        assert row["labels"] == [h if (h >= 0.5) == (j >= 0.5) else None
+                                 for h, j in zip(row["hard_labels"], row["judge_labels"], strict=True)]
+    agreement = label_agreement(out)
+    assert {"judge_step_accuracy", "judge_wrong_step_f1", "judge_rollout_agreement"} <= set(agreement)
+    assert main(["prm", "label", "--policy", str(tiny_model_dir), "--data", str(data), "--out",
+                 str(tmp_path / "other.jsonl"), "--labels", "judge"]) == 2
+    assert "labels 'judge' need a judge" in capsys.readouterr().err

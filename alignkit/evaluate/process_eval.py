@@ -89,8 +89,17 @@ def write_prm_report(run_dir: Path, report: dict) -> Path:
 
 def label_agreement(labelled: Path) -> dict:
     """Step accuracy and the F1 of the wrong steps of the ``hard_labels`` that ``alignkit prm label`` wrote
-    to ``labelled``, against the ``reference_labels`` beside them (the rows that have them)."""
+    to ``labelled``, against the ``reference_labels`` beside them (the rows that have them); with judge
+    labels, the same of the judge's (``judge_`` keys) and the share of steps where judge and rollouts agree."""
     rows = [json.loads(line) for line in labelled.read_text(encoding="utf-8").splitlines()]
     referenced = [row for row in rows if row["reference_labels"] is not None]
     counts = [step_counts(torch.tensor(row["hard_labels"]), row["reference_labels"]) for row in referenced]
-    return {"solutions": len(rows), "with_reference": len(referenced), **step_metrics_from(counts)}
+    report = {"solutions": len(rows), "with_reference": len(referenced), **step_metrics_from(counts)}
+    judged = [row for row in rows if row.get("judge_labels") is not None]
+    if judged:
+        counts = [step_counts(torch.tensor(row["judge_labels"]), row["reference_labels"])
+                  for row in judged if row["reference_labels"] is not None]
+        report.update({f"judge_{k}": v for k, v in step_metrics_from(counts).items()})
+        pairs = [(h, j) for row in judged for h, j in zip(row["hard_labels"], row["judge_labels"], strict=True)]
+        report["judge_rollout_agreement"] = sum((h >= 0.5) == (j >= 0.5) for h, j in pairs) / len(pairs)
+    return report

@@ -10,7 +10,8 @@ Solutions are written one per line, in StepSolution's own form with the chosen `
 beside them, as each is done: a rerun with the same output continues after the last whole line
 (resumable; a line cut short by a crash is dropped). Where the source has labels of its own (gold, or
 people's), they are kept as ``reference_labels``, and the agreement of the hard labels with them is
-reported (:func:`alignkit.evaluate.process_eval.label_agreement`).
+reported (:func:`alignkit.evaluate.process_eval.label_agreement`). An AI judge's labels, and the steps
+where judge and rollouts agree, can be written beside them (:mod:`alignkit.feedback.step_judge`).
 """
 
 from __future__ import annotations
@@ -25,10 +26,14 @@ from alignkit.data.records import StepSolution
 from alignkit.data.sources import load_records
 from alignkit.data.tokenize import tokenize_prompt
 from alignkit.errors import AlignkitError, DataError
+from alignkit.feedback.backends import FeedbackBackend
+from alignkit.feedback.step_judge import consensus_labels, judge_step_labels
 from alignkit.rl.checkers import gsm8k_correct
 from alignkit.rl.generation import GenerationBackend
 
-LABEL_KINDS = ("hard", "soft")
+LABEL_KINDS = ("hard", "soft", "judge", "consensus")
+"""What goes under ``labels``: the rollouts' hard or soft labels, the judge's P(yes), or the hard labels
+where the judge agrees (:func:`~alignkit.feedback.step_judge.consensus_labels`)."""
 
 
 def shepherd_labels(outcomes: Sequence[Sequence[bool]]) -> tuple[list[float], list[float]]:
@@ -65,11 +70,15 @@ def written_lines(out: Path) -> int:
 
 def label_solutions(generator: GenerationBackend, tokenizer, source: str, out: Path, *, samples: int,
                     generation: GenerationConfig, labels: str = "hard", separator: str = "\n",
-                    limit: int | None = None) -> Path:
+                    limit: int | None = None, judge: FeedbackBackend | None = None) -> Path:
     """Label every step of the first ``limit`` solutions of ``source`` (all by default) from rollouts and
-    append them to ``out`` (module doc); returns ``out``."""
+    append them to ``out`` (module doc); with ``judge``, its P(yes) of each step too (``judge_labels``,
+    :mod:`alignkit.feedback.step_judge`); ``labels`` picks what goes under ``labels`` (:data:`LABEL_KINDS`).
+    Returns ``out``."""
     if labels not in LABEL_KINDS:
         raise AlignkitError(f"labels {labels!r}: expected one of {', '.join(LABEL_KINDS)}")
+    if labels in ("judge", "consensus") and judge is None:
+        raise AlignkitError(f"labels {labels!r} need a judge (a feedback model)")
     loaded = load_records(source, "steps")
     solutions = list(zip(loaded.records, loaded.locations, strict=True))[:limit]
     for solution, where in solutions:
@@ -87,8 +96,11 @@ def label_solutions(generator: GenerationBackend, tokenizer, source: str, out: P
         for solution, _ in solutions[done:]:
             hard, soft = shepherd_labels(rollout_outcomes(generator, tokenizer, solution, samples, generation,
                                                           separator))
+            judged = None if judge is None else judge_step_labels(judge, solution, generation)
+            kinds = {"hard": hard, "soft": soft, "judge": judged,
+                     "consensus": None if judged is None else consensus_labels(hard, judged)}
             row = {"prompt": list(solution.prompt), "steps": list(solution.steps), "answer": solution.answer,
-                   "labels": hard if labels == "hard" else soft, "hard_labels": hard, "soft_labels": soft,
+                   "labels": kinds[labels], "hard_labels": hard, "soft_labels": soft, "judge_labels": judged,
                    "samples": samples, "reference_labels": list(solution.labels) if solution.labels else None}
             sink.write(json.dumps(row) + "\n")
             sink.flush()

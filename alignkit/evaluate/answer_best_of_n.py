@@ -35,13 +35,14 @@ from alignkit.evaluate.intervals import bootstrap_interval
 from alignkit.evaluate.side_by_side import check_reward_folder, default_device, free_memory, sample_replies, write_rows
 from alignkit.io import atomic_write_json
 from alignkit.models.loading import model_folder
-from alignkit.models.process import AGGREGATIONS, PRMScorer
+from alignkit.models.process import AGGREGATIONS, PRMScorer, aggregate
 from alignkit.models.scorer import RewardScorer
 from alignkit.rl.checkers import answer_value, gsm8k_correct
-from alignkit.rl.steps import solution_steps
+from alignkit.rl.process_rewards import reply_step_probabilities
 
 NO_STEPS_SCORE = -1.0
-"""The PRM score of a solution with no steps: below every aggregated probability, so it is chosen last."""
+"""The PRM score of a solution with no steps (or too long to score): below every aggregated probability, so
+it is chosen last."""
 
 
 def evaluate_answer_best_of_n(
@@ -117,17 +118,12 @@ def answer_curve(correct: torch.Tensor, answers: list[list[str | None]], scores:
 
 def _prm_scores(path, prompts: list, replies: list[str], aggregation: str, batch_size: int, max_length: int,
                 device) -> list[float]:
-    """Each reply's aggregated PRM score over its :func:`solution_steps` (:data:`NO_STEPS_SCORE` without any)."""
+    """Each reply's aggregated PRM score over its steps (:data:`NO_STEPS_SCORE` without any, or too long)."""
     scorer = PRMScorer(model_folder(Path(path)), batch_size=batch_size, max_length=max_length, device=device)
-    steps = [solution_steps(reply) for reply in replies]
-    stepped = [i for i, s in enumerate(steps) if s]
-    scored = scorer.score([prompts[i] for i in stepped], [steps[i] for i in stepped], aggregation)
+    probabilities = reply_step_probabilities(scorer, prompts, replies)
     del scorer
     free_memory()
-    values = [NO_STEPS_SCORE] * len(replies)
-    for i, value in zip(stepped, scored, strict=True):
-        values[i] = value
-    return values
+    return [NO_STEPS_SCORE if p is None else aggregate(p, aggregation) for p in probabilities]
 
 
 def _estimate(per_problem: torch.Tensor) -> dict:

@@ -19,6 +19,25 @@ from alignkit.rl.generation import Completion
 from alignkit.rl.steps import solution_steps, step_token_ends
 
 
+def reply_step_probabilities(scorer: PRMScorer, prompts: Sequence, texts: Sequence[str]) -> list[torch.Tensor | None]:
+    """Each reply's step probabilities under ``scorer``, over its :func:`~alignkit.rl.steps.solution_steps`;
+    None for a reply without steps or too long for the scorer's ``max_length``."""
+    out: list[torch.Tensor | None] = [None] * len(texts)
+    scored, tokenised = [], []
+    for i, (prompt, text) in enumerate(zip(prompts, texts, strict=True)):
+        steps = solution_steps(text)
+        if not steps:
+            continue
+        try:
+            tokenised.append(scorer.tokenise(prompt, steps, f"reply {i}"))
+        except DataError:
+            continue
+        scored.append(i)
+    for i, probabilities in zip(scored, scorer.scores_of(tokenised), strict=True):
+        out[i] = probabilities
+    return out
+
+
 class ProcessReward:
     """``(prompts, completions, width)`` → :class:`StepRewards` (N, width) of the process reward model at
     ``config.path``; the policy's ``tokenizer`` places each step on the policy's tokens. A reply without
@@ -32,18 +51,11 @@ class ProcessReward:
     def __call__(self, prompts: Sequence[Prompt], completions: Sequence[Completion], width: int) -> StepRewards:
         rewards = torch.zeros(len(completions), width)
         ends = torch.zeros(len(completions), width, dtype=torch.bool)
-        scored, tokenised = [], []
-        for i, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
-            steps = solution_steps(completion.text)
-            if not steps:
-                continue
-            try:
-                tokenised.append(self.scorer.tokenise(prompt.prompt, steps, f"reply {i}"))
-            except DataError:
-                continue
-            scored.append(i)
-        for i, probabilities in zip(scored, self.scorer.scores_of(tokenised), strict=True):
-            positions = step_token_ends(completions[i].token_ids, self.tokenizer, completions[i].text)
-            rewards[i, positions] = probabilities.float()
-            ends[i, positions] = True
+        probabilities = reply_step_probabilities(self.scorer, [p.prompt for p in prompts],
+                                                 [c.text for c in completions])
+        for i, (completion, p) in enumerate(zip(completions, probabilities, strict=True)):
+            if p is not None:
+                positions = step_token_ends(completion.token_ids, self.tokenizer, completion.text)
+                rewards[i, positions] = p.float()
+                ends[i, positions] = True
         return StepRewards(rewards, ends, self.weight)

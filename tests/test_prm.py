@@ -283,12 +283,16 @@ def test_grpo_with_step_rewards_runs_and_logs_them_and_rloo_refuses_them(prm_run
     prompts = write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": f"Tell me about {word}"} for word in WORDS])
     settings = [f"output_dir={tmp_path / 'run'}", f"model.name={tiny_model_dir}", f"data.train={prompts}",
                 "data.eval_fraction=0.2", "reward.kind=function", "reward.function=helpers:first_token_parity",
-                f"process_reward.path={prm_run}", "process_reward.outcome_weight=0.5", "rl.algo=grpo",
+                f"process_reward.path={prm_run}", "process_reward.outcome_weight=0", "rl.algo=grpo",
                 "rl.samples_per_prompt=4", "rl.prompts_per_iteration=2", "rl.iterations=2", "rl.eval_prompts=2",
-                "train.batch_size=8", "train.micro_batch_size=8", "generation.max_new_tokens=6"]
+                "train.batch_size=8", "train.micro_batch_size=8", "generation.max_new_tokens=6",
+                "rl.unfinished=penalty", "rl.unfinished_penalty=0"]
     run_rl(load_config(RLConfig, None, settings))
     logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert all("steps_per_reply" in row and "step_reward" in row for row in logged if "loss" in row)
+    # the outcome reward weighs nothing and, before the first update, the policy is its reference (KL 0)
+    first = next(row for row in logged if "loss" in row)
+    assert first["reward_penalised"] == 0.0
     with pytest.raises(ConfigError, match="leave_one_out advantage does not take step rewards"):
         check_rl_config(load_config(RLConfig, None, settings[:8] + ["rl.algo=rloo"] + settings[9:]))
 

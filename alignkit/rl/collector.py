@@ -195,7 +195,7 @@ class RolloutCollector:
             steps = self.process(prompts, completions, max(c.num_tokens for c in completions))
         if self.settings.unfinished == "penalty":
             unfinished = torch.tensor([not c.finished for c in completions], dtype=torch.float32)
-            scores = raw - self.settings.unfinished_penalty * unfinished
+            scores = scores - self.settings.unfinished_penalty * unfinished
         scored_at = time.perf_counter()
         passes = self._forward_passes(actor_critic, rows, completions)
         done = time.perf_counter()

@@ -84,8 +84,8 @@ def _add_prm_label_command(prm) -> None:
         help="Step labels from rollouts (Math-Shepherd): does the policy still reach the answer from each step?",
         description="For each step of each solution, samples --samples completions from the prompt and the steps "
         "so far and checks their final answers; a step's hard label is 1 when any completion is right, its soft "
-        "label the share that are. Appends one solution per line to --out (rerun to continue) and reports the "
-        "agreement with the source's own labels when it has them.",
+        "label the share that are; with --judge, an AI judge's P(yes) of each step too. Appends one solution per "
+        "line to --out (rerun to continue) and reports the agreement with the source's own labels when it has them.",
     )
     label.add_argument("--policy", required=True, help="The model (or run folder) that completes the solutions.")
     label.add_argument("--data", required=True, help="Step-by-step solutions with answers (any source of steps).")
@@ -146,9 +146,9 @@ def _add_eval_commands(commands) -> None:
         "prm",
         help="Process reward model: step accuracy and F1 against step labels, and ProcessBench's metric.",
         description="Scores every step of every labelled solution; a step is predicted right when its probability "
-        "is at least --threshold. Reports step accuracy, the F1 of finding wrong steps, and ProcessBench's "
-        "accuracies on erroneous and correct solutions with their harmonic mean, and adds them under 'prm_eval' "
-        "to the run's eval.json.",
+        "is at least --threshold. Reports step accuracy, the F1 of finding wrong steps, the wrong-step AUROC, and "
+        "ProcessBench's accuracies on erroneous and correct solutions with their harmonic mean, and adds them "
+        "under 'prm_eval' to the run's eval.json.",
     )
     prm.add_argument("--model", required=True, help="A process-reward-model run folder or model folder.")
     prm.add_argument("--data", help="Step-labelled solutions (any data source); default: the run's held-out split.")

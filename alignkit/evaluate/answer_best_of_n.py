@@ -30,13 +30,13 @@ from alignkit.console import console
 from alignkit.data.records import Prompt
 from alignkit.errors import AlignkitError
 from alignkit.evaluate.answer_selection import majority_vote_accuracy, pass_at_n, reranked_accuracy
+from alignkit.evaluate.best_of_n_eval import reward_scores
 from alignkit.evaluate.document import fmt
 from alignkit.evaluate.intervals import bootstrap_interval
 from alignkit.evaluate.side_by_side import check_reward_folder, default_device, free_memory, sample_replies, write_rows
 from alignkit.io import atomic_write_json
 from alignkit.models.loading import model_folder
 from alignkit.models.process import AGGREGATIONS, PRMScorer, aggregate
-from alignkit.models.scorer import RewardScorer
 from alignkit.rl.checkers import answer_value, gsm8k_correct
 from alignkit.rl.process_rewards import reply_step_probabilities
 
@@ -74,10 +74,7 @@ def evaluate_answer_best_of_n(
     if prm is not None:
         scores["prm"] = _prm_scores(prm, prompts, replies, prm_aggregation, batch_size, max_length, device)
     if orm is not None:
-        scorer = RewardScorer(orm, batch_size=batch_size, max_length=max_length, device=device)
-        scores["orm"] = scorer.score(prompts, replies)
-        del scorer
-        free_memory()
+        scores["orm"] = reward_scores(orm, prompts, replies, batch_size, max_length, device)
     scores = {name: torch.as_tensor(values, dtype=torch.float64).view(-1, samples) for name, values in scores.items()}
     report = {
         "policy": str(policy), "prm": None if prm is None else str(prm), "prm_aggregation": prm_aggregation,

@@ -69,7 +69,8 @@ def evaluate_best_of_n(
     replies = sample_replies(policy, {"best_of_n": repeated}, generation, device)["best_of_n"]
     generation_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    scores = {role: _score(path, repeated, replies, judge_batch_size, judge_max_length, device).view(-1, samples)
+    scores = {role: reward_scores(path, repeated, [c.text for c in replies], judge_batch_size, judge_max_length,
+                                  device).view(-1, samples)
               for role, path in rewards.items()}
     judging_seconds = time.perf_counter() - start
     report = {
@@ -85,11 +86,11 @@ def evaluate_best_of_n(
     return report
 
 
-def _score(path: str | Path, prompts: list, replies: list[Completion], batch_size: int, max_length: int,
-           device: str | torch.device) -> torch.Tensor:
+def reward_scores(path: str | Path, prompts: list, replies: list[str], batch_size: int, max_length: int,
+                  device: str | torch.device) -> torch.Tensor:
     """The reward of every (prompt, reply) under the reward model at ``path``, which is freed afterwards."""
     scorer = RewardScorer(path, batch_size=batch_size, max_length=max_length, device=device)
-    scores = scorer.score(prompts, [c.text for c in replies])
+    scores = scorer.score(prompts, replies)
     del scorer
     free_memory()
     return scores
